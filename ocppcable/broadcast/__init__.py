@@ -1,0 +1,1 @@
+"""Broadcast adapters: ways publications reach the gateway."""

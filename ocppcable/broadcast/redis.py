@@ -1,0 +1,115 @@
+"""The ``redis`` broadcaster: Redis pub/sub, every node receives every publication."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ocppcable.broadcast.interface import Dispatch, IBroadcaster
+from ocppcable.broadcast.publication import MalformedPublication
+
+log = Logger()
+
+
+def redis_endpoint(reactor: Any, url: str) -> tuple[Any, str | None, str | None]:
+    """An endpoint for a ``redis://`` or ``rediss://`` URL, and its username and password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"not a redis:// or rediss:// URL: {url!r}")
+    host = parts.hostname or "localhost"
+    endpoint: Any = HostnameEndpoint(reactor, host, parts.port or 6379, timeout=5)
+    if parts.scheme == "rediss":
+        endpoint = wrapClientTLS(optionsForClientTLS(host), endpoint)
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return endpoint, username, password
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    factory: _SubscriberFactory
+
+    @inlineCallbacks
+    def connectionMade(self) -> Any:
+        # txredisapi builds a new protocol on every reconnect and does not resubscribe itself.
+        yield super().connectionMade()
+        if self.connected:
+            yield self.subscribe([self.factory.channel])
+            self.factory.owner.subscribed()
+
+    def connectionLost(self, why: Any) -> None:
+        super().connectionLost(why)
+        self.factory.owner.lost()
+
+    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+        self.factory.owner.received(message)
+
+
+class _SubscriberFactory(txredisapi.SubscriberFactory):
+    protocol = _Subscriber
+    initialDelay = 0.5
+    maxDelay = 5
+
+    def __init__(self, owner: RedisBroadcaster, channel: str) -> None:
+        super().__init__()
+        self.owner = owner
+        self.channel = channel
+        self.convertNumbers = False  # else a payload "123" arrives as the int 123
+
+
+@implementer(IBroadcaster)
+class RedisBroadcaster(Service):
+    """Subscribes to ``channel`` and hands every message to ``dispatch``."""
+
+    name = "broadcast-redis"
+
+    def __init__(self, reactor: Any, url: str, channel: str, dispatch: Dispatch) -> None:
+        self.reactor = reactor
+        self.url = url
+        self.channel = channel
+        self.dispatch = dispatch
+        self.connected = False
+        self.description = f"redis pub/sub {channel!r}"
+        self._factory: _SubscriberFactory | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint, username, password = redis_endpoint(self.reactor, self.url)
+        factory = _SubscriberFactory(self, self.channel)
+        factory.username, factory.password = username, password
+        factory.deferred.addErrback(
+            lambda f: log.error("redis subscriber failed: {reason}", reason=f.getErrorMessage())
+        )
+        factory.startConnecting(endpoint)
+        self._factory = factory
+
+    def stopService(self) -> Any:
+        super().stopService()
+        factory, self._factory = self._factory, None
+        if factory is not None:
+            return factory.disconnect()
+        return None
+
+    def subscribed(self) -> None:
+        self.connected = True
+        log.info("subscribed to redis channel {channel}", channel=self.channel)
+
+    def lost(self) -> None:
+        if self.connected and self.running:
+            log.warn("lost the redis connection: reconnecting")
+        self.connected = False
+
+    def received(self, message: Any) -> None:
+        try:
+            self.dispatch(message if isinstance(message, (str, bytes)) else str(message), "redis")
+        except MalformedPublication as e:
+            log.warn("dropped a malformed redis publication: {reason}", reason=str(e))
+        except Exception:
+            log.failure("error delivering a redis publication")

@@ -1,0 +1,113 @@
+"""Who is connected and who listens to which stream, on this node."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.logger import Logger
+
+from ocppcable import cable
+from ocppcable.broadcast import publication
+
+log = Logger()
+
+
+class Station(Protocol):
+    """What the hub needs of a connected station (the WebSocket protocol implements it)."""
+
+    station_id: str
+
+    @property
+    def identifiers(self) -> str: ...
+
+    def deliver(self, message: dict[str, Any]) -> None: ...
+
+    def replace(self) -> None: ...
+
+    def disconnect(self, reconnect: bool) -> None: ...
+
+
+class Hub:
+    """Stream subscriptions and the station registry. Broadcast adapters feed :meth:`dispatch`."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, set[Station]] = {}
+        self._stations: dict[str, Station] = {}
+
+    # --- registry -------------------------------------------------------------------------------
+
+    def register(self, station: Station) -> None:
+        """Make ``station`` the connection for its id; an older one is replaced (closed)."""
+        previous = self._stations.get(station.station_id)
+        self._stations[station.station_id] = station
+        if previous is not None and previous is not station:
+            log.info(
+                "station {station_id} connected again: replacing the older connection",
+                station_id=station.station_id,
+            )
+            previous.replace()
+
+    def unregister(self, station: Station) -> None:
+        if self._stations.get(station.station_id) is station:
+            del self._stations[station.station_id]
+
+    def station(self, station_id: str) -> Station | None:
+        return self._stations.get(station_id)
+
+    def __len__(self) -> int:
+        return len(self._stations)
+
+    # --- streams ---------------------------------------------------------------------------------
+
+    def join(self, stream: str, station: Station) -> None:
+        self._streams.setdefault(stream, set()).add(station)
+
+    def leave(self, stream: str, station: Station) -> None:
+        members = self._streams.get(stream)
+        if members is not None:
+            members.discard(station)
+            if not members:
+                del self._streams[stream]
+
+    def streams(self) -> list[str]:
+        return list(self._streams)
+
+    # --- delivery --------------------------------------------------------------------------------
+
+    def dispatch(self, body: bytes | str, source: str) -> int:
+        """Deliver a raw broadcast body; returns how many stations it reached.
+
+        Raises :class:`~ocppcable.broadcast.publication.MalformedPublication` for a body that is
+        not a publication at all; single bad items of a batch are logged and skipped.
+        """
+        delivered = 0
+        for item in publication.parse(body):
+            if isinstance(item, publication.RemoteDisconnect):
+                delivered += self.remote_disconnect(item.identifiers, item.reconnect)
+            else:
+                delivered += self.publish(item.stream, item.data, source)
+        return delivered
+
+    def publish(self, stream: str, data: Any, source: str = "local") -> int:
+        members = self._streams.get(stream)
+        if not members:
+            return 0
+        try:
+            message = cable.decode_broadcast(data)
+        except cable.MalformedMessage as e:
+            log.warn(
+                "dropped a malformed broadcast to {stream} from {source}: {reason}",
+                stream=stream,
+                source=source,
+                reason=str(e),
+            )
+            return 0
+        for station in list(members):
+            station.deliver(message)
+        return len(members)
+
+    def remote_disconnect(self, identifiers: str, reconnect: bool) -> int:
+        matching = [s for s in self._stations.values() if s.identifiers == identifiers]
+        for station in matching:
+            station.disconnect(reconnect)
+        return len(matching)

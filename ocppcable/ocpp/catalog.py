@@ -1,0 +1,51 @@
+"""What the gateway knows about one OCPP version: actions, default replies, error codes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ocppcable.ocpp.framing import ErrorKind
+
+
+class Default(enum.Enum):
+    """The default reply to a station CALL the backend did not answer."""
+
+    EMPTY = "empty"  # {}: notifications
+    ACCEPTED = "accepted"  # {"status": "Accepted"}
+    BOOT = "boot"  # {"status": "Accepted", "currentTime": …, "interval": …}
+    NONE = "none"  # only the backend can decide: InternalError "backend sent no reply"
+
+
+NO_REPLY = "backend sent no reply"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One OCPP version as the gateway sees it."""
+
+    subprotocol: str
+    #: station → central system actions and how to answer each when the backend is silent
+    station_actions: Mapping[str, Default]
+    #: central system → station actions the backend may send as remote commands
+    command_actions: frozenset[str]
+    error_codes: Mapping[ErrorKind, str]
+    #: the station's serial number from a BootNotification payload, or None
+    serial_number: Callable[[Mapping[str, Any]], str | None]
+    schema_package: str
+
+    def error_code(self, kind: ErrorKind) -> str:
+        return self.error_codes[kind]
+
+    def default_reply(self, action: str, current_time: str, interval: int) -> dict[str, Any] | None:
+        """The payload of the default CALLRESULT, or None when only an error can be sent."""
+        default = self.station_actions[action]
+        if default is Default.EMPTY:
+            return {}
+        if default is Default.ACCEPTED:
+            return {"status": "Accepted"}
+        if default is Default.BOOT:
+            return {"status": "Accepted", "currentTime": current_time, "interval": interval}
+        return None

@@ -1,0 +1,247 @@
+"""Command-line options of ``twistd ocppcable``, each with environment-variable defaults.
+
+Precedence: built-in default < ``ANYCABLE_<NAME>`` < ``OCPPCABLE_<NAME>`` < command line. A few
+AnyCable spellings are accepted as well (``REDIS_URL``, ``PORT``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from twisted.python import usage
+
+BROADCAST_ADAPTERS = ("redis",)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def boolean(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+boolean.coerceDoc = "true or false."  # type: ignore[attr-defined]
+
+
+def positive_int(value: str | int) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return number
+
+
+positive_int.coerceDoc = "An integer > 0."  # type: ignore[attr-defined]
+
+
+def non_negative_float(value: str | float) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {value!r}")
+    return number
+
+
+non_negative_float.coerceDoc = "Seconds, >= 0."  # type: ignore[attr-defined]
+
+
+def positive_float(value: str | float) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return number
+
+
+positive_float.coerceDoc = "Seconds, > 0."  # type: ignore[attr-defined]
+
+
+def comma_list(value: str | Sequence[str]) -> list[str]:
+    if not isinstance(value, str):
+        return list(value)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+comma_list.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
+
+#: extra environment variables accepted for an option, checked before ANYCABLE_/OCPPCABLE_ names
+_ALIASES = {"redis-url": ("REDIS_URL",), "port": ("PORT",)}
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Serve OCPP stations over WebSocket and map their calls to an AnyCable RPC backend "
+        "(Action Cable channels). Every --some-option can also be set with the environment "
+        "variable ANYCABLE_SOME_OPTION or OCPPCABLE_SOME_OPTION."
+    )
+
+    optParameters: list[list[Any]] = [
+        ["host", None, "localhost", "Interface to listen on."],
+        ["port", None, 8080, "Port to listen on.", positive_int],
+        [
+            "listen",
+            None,
+            None,
+            "Endpoint string(s) to listen on, comma-separated, e.g. tcp:8080 or "
+            "ssl:8443:privateKey=key.pem:certKey=cert.pem; overrides --host/--port.",
+        ],
+        ["ocpp-path", None, "/ocpp", "URL path under which stations connect: <path>/<id>."],
+        [
+            "rpc-host",
+            None,
+            "localhost:50051",
+            "AnyCable RPC backend: host:port for gRPC, or 'demo' for the built-in demo backend.",
+        ],
+        ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
+        [
+            "rpc-timeout",
+            None,
+            10.0,
+            "Seconds an RPC call may take, retries included; also the longest a station waits "
+            "for a reply.",
+            positive_float,
+        ],
+        [
+            "headers",
+            None,
+            "authorization,cookie,x-forwarded-for",
+            "Request headers forwarded to the backend in env.headers.",
+            comma_list,
+        ],
+        ["ocpp-channel", None, "OCPPChannel", "Action Cable channel class for stations."],
+        [
+            "ocpp-granular-actions",
+            None,
+            True,
+            "Map each OCPP action to its own channel method (false: everything to #receive).",
+            boolean,
+        ],
+        [
+            "ocpp-heartbeat-interval",
+            None,
+            30,
+            "Heartbeat interval (s) in default BootNotification replies.",
+            positive_int,
+        ],
+        [
+            "ocpp-idle-timeout",
+            None,
+            10.0,
+            "Close a station that sends no CALL within this many seconds.",
+            positive_float,
+        ],
+        [
+            "ocpp-call-timeout",
+            None,
+            30.0,
+            "Seconds a station has to answer a remote command.",
+            positive_float,
+        ],
+        ["ocpp-max-queue", None, 32, "Remote commands queued per station.", positive_int],
+        [
+            "ping-interval",
+            None,
+            30.0,
+            "WebSocket ping interval in seconds (0: off); no pong within half of it closes.",
+            non_negative_float,
+        ],
+        [
+            "max-message-size",
+            None,
+            65536,
+            "Largest WebSocket message accepted, in bytes.",
+            positive_int,
+        ],
+        [
+            "broadcast-adapter",
+            None,
+            "redis",
+            f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)}.",
+            comma_list,
+        ],
+        ["redis-url", None, "redis://localhost:6379", "Redis URL (redis:// or rediss://)."],
+        ["redis-channel", None, "__anycable__", "Redis pub/sub channel for broadcasts."],
+        [
+            "demo-id-tags",
+            None,
+            None,
+            "With --rpc-host=demo: idTags the demo backend accepts (default: any).",
+            comma_list,
+        ],
+    ]
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        environ = os.environ if environ is None else environ
+        coercers: dict[str, Callable[[Any], Any]] = {
+            p[0]: (p[4] if len(p) > 4 else str) for p in self.optParameters
+        }
+        for name, coerce in coercers.items():
+            found = self._from_environ(name, environ)
+            if found is None:
+                continue
+            variable, raw = found
+            try:
+                self[name] = coerce(raw)
+            except ValueError as e:
+                raise usage.UsageError(f"{variable}: {e}") from None
+
+    @staticmethod
+    def _from_environ(name: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+        upper = name.upper().replace("-", "_")
+        found = None
+        for variable in (*_ALIASES.get(name, ()), f"ANYCABLE_{upper}", f"OCPPCABLE_{upper}"):
+            if variable in environ:
+                found = (variable, environ[variable])
+        return found
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """Accept ``--ocpp_path`` as well as ``--ocpp-path`` (AnyCable spells flags with _)."""
+        if options is None:
+            options = sys.argv[1:]
+        normalized = []
+        for arg in options:
+            if arg.startswith("--"):
+                name, sep, value = arg.partition("=")
+                arg = name.replace("_", "-") + sep + value
+            normalized.append(arg)
+        super().parseOptions(normalized)
+
+    def postOptions(self) -> None:
+        # usage.Options leaves defaults uncoerced and env values are already coerced; coerce all
+        # once more so that every value has its declared type whatever its source.
+        for param in self.optParameters:
+            name = param[0]
+            if len(param) > 4 and self[name] is not None:
+                try:
+                    self[name] = param[4](self[name])
+                except ValueError as e:
+                    raise usage.UsageError(f"--{name}: {e}") from None
+        path = self["ocpp-path"]
+        if not path.startswith("/") or path.strip("/") == "":
+            raise usage.UsageError("--ocpp-path must start with '/' and name a path, e.g. /ocpp")
+        self["ocpp-path"] = "/" + path.strip("/")
+        if not self["rpc-host"]:
+            raise usage.UsageError("--rpc-host must not be empty")
+        unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]
+        if unknown:
+            raise usage.UsageError(
+                f"--broadcast-adapter: unknown adapter(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(BROADCAST_ADAPTERS)}"
+            )
+        if "redis" in self["broadcast-adapter"]:
+            if urlsplit(self["redis-url"]).scheme not in ("redis", "rediss"):
+                raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
+        host = self["host"].replace(":", "\\:")
+        self["listen"] = comma_list(self["listen"] or "") or [
+            f"tcp:{self['port']}:interface={host}"
+        ]

@@ -1,0 +1,138 @@
+"""Service wiring: builds the gateway's MultiService from parsed options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
+
+from ocppcable.broadcast.redis import RedisBroadcaster
+from ocppcable.hub import Hub
+from ocppcable.ocpp import v16
+from ocppcable.rpc.interface import IRPCClient
+from ocppcable.session import SessionSettings
+from ocppcable.web import build_site
+from ocppcable.websocket import StationFactory
+
+log = Logger()
+
+CATALOGS = {catalog.subprotocol: catalog for catalog in (v16.CATALOG,)}
+
+
+class Listener(Service):
+    """Listens on one endpoint string; binds in privilegedStartService (before twistd --uid)."""
+
+    def __init__(self, reactor: Any, description: str, factory: IProtocolFactory) -> None:
+        self.reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.listening: Deferred[IListeningPort] | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.listening = serverFromString(self.reactor, self.description).listen(self.factory)
+        self.listening.addCallback(self._listening)
+        self.listening.addErrback(self._failed)
+
+    def startService(self) -> None:
+        if self.listening is None:
+            self.privilegedStartService()
+        super().startService()
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        log.info("listening on {address}", address=port.getHost())
+        return port
+
+    def _failed(self, failure: Any) -> None:
+        log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
+        self.reactor.stop()
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        listening, self.listening = self.listening, None
+        if listening is None:
+            return None
+        return listening.addCallback(lambda port: port.stopListening() if port else None)
+
+
+class Gateway(MultiService):
+    """The whole gateway; children start in the order added and stop in reverse."""
+
+    def __init__(self, hub: Hub, rpc: IRPCClient, stations: StationFactory) -> None:
+        super().__init__()
+        self.hub = hub
+        self.rpc = rpc
+        self.stations = stations
+        self.listeners: list[Listener] = []
+        self.broadcasters: list[Any] = []
+
+    def startService(self) -> None:
+        super().startService()
+        log.info(
+            "ocppcable serving OCPP ({versions}) at {endpoints} under {path}/<station_id>; "
+            "RPC: {rpc}; broadcasts: {adapters}",
+            versions=", ".join(self.stations.catalogs),
+            endpoints=", ".join(listener.description for listener in self.listeners),
+            path=self.stations.prefix.rstrip("/"),
+            rpc=self.rpc.target,
+            adapters=", ".join(b.description for b in self.broadcasters) or "none",
+        )
+
+
+def make_rpc(config: Any, reactor: Any) -> IRPCClient:
+    target = config["rpc-host"]
+    if target == "demo":
+        from ocppcable.demo import OCPPApplication
+        from ocppcable.rpc.inprocess import InProcessClient
+
+        return InProcessClient(OCPPApplication(id_tags=config["demo-id-tags"]))
+    from ocppcable.rpc.grpc_client import GRPCClient
+
+    return GRPCClient(reactor, target, config["rpc-concurrency"], config["rpc-timeout"])
+
+
+def makeService(config: Any, reactor: Any = None) -> Gateway:
+    if reactor is None:
+        from twisted.internet import reactor
+    hub = Hub()
+    rpc = make_rpc(config, reactor)
+    settings = SessionSettings(
+        channel=config["ocpp-channel"],
+        granular_actions=config["ocpp-granular-actions"],
+        heartbeat_interval=config["ocpp-heartbeat-interval"],
+        idle_timeout=config["ocpp-idle-timeout"],
+        rpc_timeout=config["rpc-timeout"],
+        call_timeout=config["ocpp-call-timeout"],
+        max_queue=config["ocpp-max-queue"],
+    )
+    stations = StationFactory(
+        reactor=reactor,
+        hub=hub,
+        rpc=rpc,
+        catalogs=CATALOGS,
+        settings=settings,
+        ocpp_path=config["ocpp-path"],
+        forward_headers=config["headers"],
+        max_message_size=config["max-message-size"],
+        ping_interval=config["ping-interval"],
+    )
+    gateway = Gateway(hub, rpc, stations)
+    if IService.providedBy(rpc):
+        rpc.setServiceParent(gateway)
+    for adapter in config["broadcast-adapter"]:
+        if adapter == "redis":
+            broadcaster = RedisBroadcaster(
+                reactor, config["redis-url"], config["redis-channel"], hub.dispatch
+            )
+        broadcaster.setServiceParent(gateway)
+        gateway.broadcasters.append(broadcaster)
+    site = build_site(config["ocpp-path"], stations)
+    for description in config["listen"]:
+        listener = Listener(reactor, description, site)
+        listener.setServiceParent(gateway)
+        gateway.listeners.append(listener)
+    return gateway

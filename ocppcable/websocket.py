@@ -1,0 +1,282 @@
+"""The WebSocket transport: one Autobahn protocol per station, carrying out its session's effects.
+
+Everything OCPP- or AnyCable-specific lives in :mod:`ocppcable.session`; this module only turns
+network events into session events and session effects into network actions.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IDelayedCall, ISSLTransport
+from twisted.logger import Logger
+
+from ocppcable.hub import Hub
+from ocppcable.ocpp.catalog import Catalog
+from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
+from ocppcable.session import (
+    RPC,
+    CancelTimer,
+    Close,
+    Effect,
+    JoinStream,
+    LeaveStream,
+    Send,
+    Session,
+    SessionSettings,
+    StartTimer,
+)
+
+STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,48}\Z")
+
+
+def new_sid() -> str:
+    """A 21-character URL-safe session id (nanoid-sized, as AnyCable's)."""
+    return secrets.token_urlsafe(16)[:21]
+
+
+class StationProtocol(WebSocketServerProtocol):
+    """One station's WebSocket connection."""
+
+    _log = Logger()  # autobahn owns self.log
+    factory: StationFactory
+    station_id = ""
+    sid = ""
+    session: Session | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timers: dict[str, IDelayedCall] = {}
+        self._effects: deque[Effect] = deque()
+        self._running = False
+
+    # --- hub.Station -----------------------------------------------------------------------------
+
+    @property
+    def identifiers(self) -> str:
+        return self.session.identifiers if self.session else ""
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        if self.session is not None:
+            self._run(self.session.broadcast(message))
+
+    def replace(self) -> None:
+        self._close(1000, "replaced")
+
+    def disconnect(self, reconnect: bool) -> None:
+        if self.session is not None:
+            self._run(self.session.remote_disconnect())
+
+    # --- autobahn callbacks ------------------------------------------------------------------------
+
+    def onConnect(self, request: Any) -> str:
+        try:
+            return self._accept(request)
+        except ConnectionDeny:
+            raise
+        except Exception:
+            self._log.failure("refusing a WebSocket upgrade after an internal error")
+            raise
+
+    def _accept(self, request: Any) -> str:
+        factory = self.factory
+        station_id = factory.station_id_for(request.path)
+        if station_id is None:
+            raise ConnectionDeny(ConnectionDeny.NOT_FOUND, "not an OCPP station path")
+        subprotocol = factory.choose_subprotocol(request.protocols)
+        if subprotocol is None:
+            self._log.info(
+                "station {station_id} offered no supported subprotocol: {offered}",
+                station_id=station_id,
+                offered=request.protocols,
+            )
+            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "no supported OCPP subprotocol")
+        headers = request.headers
+        self.station_id = station_id
+        self.sid = headers.get("x-request-id") or new_sid()
+        scheme = "https" if ISSLTransport.providedBy(self.transport) else "http"
+        forwarded = {name: headers[name] for name in factory.forward_headers if headers.get(name)}
+        forwarded["REMOTE_ADDR"] = getattr(self.transport.getPeer(), "host", "")
+        self.session = Session(
+            station_id=station_id,
+            catalog=factory.catalogs[subprotocol],
+            settings=factory.settings,
+            url=f"{scheme}://{headers.get('host', '')}{self.http_request_uri}",
+            headers=forwarded,
+        )
+        return subprotocol
+
+    def onOpen(self) -> None:
+        self._log.info(
+            "station {station_id} connected ({subprotocol}, sid {sid})",
+            station_id=self.station_id,
+            subprotocol=self.websocket_protocol_in_use,
+            sid=self.sid,
+        )
+        self.factory.hub.register(self)
+        self._run(self.session.opened())
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            self._log.info("station {station_id} sent a binary frame", station_id=self.station_id)
+            self._close(1003, "binary frames are not OCPP")
+            return
+        self._run(self.session.frame_received(payload.decode("utf-8")))
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self.session is None:
+            return
+        self._log.info(
+            "station {station_id} disconnected (code {code}, {reason})",
+            station_id=self.station_id,
+            code=code,
+            reason=reason,
+        )
+        self.factory.hub.unregister(self)
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+        self._run(self.session.connection_lost())
+
+    # --- effects -----------------------------------------------------------------------------------
+
+    def _run(self, effects: Iterable[Effect]) -> None:
+        """Carry out effects in order, also those produced while carrying them out."""
+        self._effects.extend(effects)
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._effects:
+                effect = self._effects.popleft()
+                try:
+                    self._execute(effect)
+                except Exception:
+                    self._log.failure(
+                        "station {station_id}: failed to carry out {effect!r}",
+                        station_id=self.station_id,
+                        effect=effect,
+                    )
+        finally:
+            self._running = False
+
+    def _execute(self, effect: Effect) -> None:
+        kind = type(effect)
+        if kind is Send:
+            if self.state == self.STATE_OPEN:
+                self.sendMessage(effect.text.encode("utf-8"))
+        elif kind is RPC:
+            self._call(effect)
+        elif kind is StartTimer:
+            self._cancel_timer(effect.name)
+            self._timers[effect.name] = self.factory.reactor.callLater(
+                effect.seconds, self._timer_fired, effect.name
+            )
+        elif kind is CancelTimer:
+            self._cancel_timer(effect.name)
+        elif kind is JoinStream:
+            self.factory.hub.join(effect.stream, self)
+        elif kind is LeaveStream:
+            self.factory.hub.leave(effect.stream, self)
+        elif kind is Close:
+            self._close(effect.code, effect.reason)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timer_fired(self, name: str) -> None:
+        self._timers.pop(name, None)
+        self._run(self.session.timer_fired(name))
+
+    def _call(self, effect: RPC) -> None:
+        d = getattr(self.factory.rpc, effect.method)(self.sid, effect.request)
+        d.addCallbacks(
+            self._rpc_succeeded,
+            self._rpc_failed,
+            callbackArgs=(effect.token,),
+            errbackArgs=(effect.token,),
+        )
+        d.addErrback(
+            lambda f: self._log.failure(
+                "station {station_id}: error handling an RPC result", f, station_id=self.station_id
+            )
+        )
+
+    def _rpc_succeeded(self, response: Any, token: int) -> None:
+        self._run(self.session.rpc_succeeded(token, response))
+
+    def _rpc_failed(self, failure: Any, token: int) -> None:
+        if failure.check(RPCUnavailable):
+            reason = failure.getErrorMessage()
+        else:
+            self._log.failure(
+                "station {station_id}: unexpected RPC error", failure, station_id=self.station_id
+            )
+            reason = "RPC failed"
+        self._run(self.session.rpc_failed(token, reason))
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
+
+
+class StationFactory(WebSocketServerFactory):
+    """Shared configuration and collaborators of every station connection."""
+
+    protocol = StationProtocol
+
+    def __init__(
+        self,
+        *,
+        reactor: Any,
+        hub: Hub,
+        rpc: IRPCClient,
+        catalogs: Mapping[str, Catalog],
+        settings: SessionSettings,
+        ocpp_path: str,
+        forward_headers: Sequence[str],
+        max_message_size: int,
+        ping_interval: float,
+    ) -> None:
+        super().__init__(server="ocppcable", reactor=reactor)
+        self.reactor = reactor
+        self.hub = hub
+        self.rpc = rpc
+        self.catalogs = dict(catalogs)
+        self.settings = settings
+        self.prefix = ocpp_path.rstrip("/") + "/"
+        self.forward_headers = [h.lower() for h in forward_headers]
+        self.setProtocolOptions(
+            versions=[13],
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=2,
+            autoPingInterval=ping_interval,
+            autoPingTimeout=ping_interval / 2 if ping_interval else 0,
+            webStatus=False,
+        )
+
+    def station_id_for(self, path: str) -> str | None:
+        """The station id in a request path, or None when the path is not a station's."""
+        if not path.startswith(self.prefix):
+            return None
+        station_id = unquote(path[len(self.prefix) :])
+        return station_id if STATION_ID.match(station_id) else None
+
+    def choose_subprotocol(self, offered: Iterable[str]) -> str | None:
+        """The first subprotocol the station offered that this gateway serves."""
+        for subprotocol in offered:
+            if subprotocol in self.catalogs:
+                return subprotocol
+        return None

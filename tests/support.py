@@ -1,0 +1,265 @@
+"""Real parts for end-to-end tests: a redis-server, a gRPC backend, the gateway, OCPP stations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import Action
+from twisted.internet.defer import Deferred
+
+from ocppcable.demo import OCPPApplication, RecordedCall
+from ocppcable.options import Options
+from ocppcable.rpc.grpc_server import serve
+from ocppcable.service import makeService
+
+TIMEOUT = 10.0
+
+
+def aio(coro: Coroutine[Any, Any, Any]) -> Deferred[Any]:
+    """Await an asyncio coroutine from Twisted code (the asyncio reactor is installed)."""
+    return Deferred.fromFuture(asyncio.ensure_future(coro))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_for(predicate: Callable[[], Any], reactor: Any, timeout: float = TIMEOUT) -> Any:
+    """Poll ``predicate`` on the reactor until it returns something truthy."""
+    from twisted.internet.task import deferLater
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        await deferLater(reactor, 0.02, lambda: None)
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port (never the machine's own Redis)."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (.ci/run installs it)")
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="ocppcable-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if self.command("PING") == "PONG":
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(TIMEOUT)
+            self.process = None
+
+    def command(self, *args: str) -> Any:
+        """One command over a short-lived connection (RESP2, replies parsed minimally)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            out = [f"*{len(args)}\r\n".encode()]
+            for arg in args:
+                data = arg.encode()
+                out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            s.sendall(b"".join(out))
+            reply = s.makefile("rb").readline().rstrip(b"\r\n")
+        kind, rest = reply[:1], reply[1:].decode()
+        if kind == b"-":
+            raise RuntimeError(rest)
+        return int(rest) if kind == b":" else rest
+
+    def publish(self, channel: str, message: Any) -> int:
+        body = message if isinstance(message, str) else json.dumps(message)
+        return self.command("PUBLISH", channel, body)
+
+    def subscribers(self, channel: str) -> int:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(b"PUBSUB NUMSUB %s\r\n" % channel.encode())
+            lines = s.makefile("rb")
+            lines.readline()  # *2
+            lines.readline()  # $len
+            lines.readline()  # channel
+            return int(lines.readline()[1:])
+
+
+# --- backend ------------------------------------------------------------------------------------
+
+
+class Backend(OCPPApplication):
+    """The demo OCPPChannel served over real gRPC, with switches tests flip."""
+
+    def __init__(self) -> None:
+        super().__init__(id_tags={"TAG-OK"}, heartbeat_interval=60)
+        self.connect_status: int | None = None  # force a Connect status
+        self.message_status: int | None = None  # force a message Command status
+        self.replies: dict[str, Any] = {}  # action → full CommandResponse override
+        self.server: Any = None
+        self.port = 0
+
+    def start(self, port: int = 0) -> None:
+        self.server, self.port = serve(self, f"127.0.0.1:{port}")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(None).wait()
+            self.server = None
+
+    def connect(self, request: Any, meta: Any) -> Any:
+        response = super().connect(request, meta)
+        if self.connect_status is not None:
+            response.status = self.connect_status
+        return response
+
+    def command(self, request: Any, meta: Any) -> Any:
+        response = super().command(request, meta)
+        if request.command == "message":
+            action = json.loads(request.data).get("action")
+            if action in self.replies:
+                return self.replies[action](request)
+            if self.message_status is not None:
+                response.status = self.message_status
+        return response
+
+    def recorded(self, method: str, action: str | None = None) -> list[RecordedCall]:
+        return [
+            c
+            for c in list(self.calls)
+            if c.method == method and (action is None or c.action == action)
+        ]
+
+
+# --- gateway ------------------------------------------------------------------------------------
+
+
+class Gateway:
+    """The gateway service started in this process on a free loopback port."""
+
+    def __init__(self, reactor: Any, args: list[str]) -> None:
+        options = Options(environ={})
+        options.parseOptions(["--listen=tcp:0:interface=127.0.0.1", *args])
+        self.options = options
+        self.service = makeService(options, reactor)
+        self.port = 0
+
+    async def start(self) -> Gateway:
+        self.service.startService()
+        port = await self.service.listeners[0].listening
+        self.port = port.getHost().port
+        return self
+
+    async def stop(self) -> None:
+        if self.service.running:
+            await self.service.stopService()
+
+    def url(self, station_id: str, path: str = "/ocpp") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}/{station_id}"
+
+
+# --- stations -----------------------------------------------------------------------------------
+
+
+class Station(ChargePoint):
+    """A 1.6 charge point from the PyPI ``ocpp`` package that answers a few remote commands."""
+
+    def __init__(self, station_id: str, connection: Any) -> None:
+        super().__init__(station_id, connection, response_timeout=TIMEOUT)
+        self.commands: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+
+    @on(Action.trigger_message)
+    async def on_trigger_message(self, requested_message: str, **kwargs: Any) -> Any:
+        await self.commands.put(("TriggerMessage", {"requestedMessage": requested_message}))
+        return call_result.TriggerMessage(status="Accepted")
+
+    @on(Action.reset)
+    async def on_reset(self, type: str) -> Any:
+        await self.commands.put(("Reset", {"type": type}))
+        return call_result.Reset(status="Accepted")
+
+
+class StationConnection:
+    """A station connected to the gateway with its message loop running."""
+
+    def __init__(self, url: str, station_id: str, subprotocols: tuple[str, ...]) -> None:
+        self.url = url
+        self.station_id = station_id
+        self.subprotocols = subprotocols
+        self.ws: Any = None
+        self.station: Station | None = None
+        self._loop: asyncio.Task[Any] | None = None
+
+    async def open(self) -> Station:
+        self.ws = await websockets.connect(
+            self.url, subprotocols=list(self.subprotocols), open_timeout=TIMEOUT
+        )
+        self.station = Station(self.station_id, self.ws)
+        self._loop = asyncio.ensure_future(self._serve())
+        return self.station
+
+    async def _serve(self) -> None:
+        try:
+            await self.station.start()
+        except websockets.ConnectionClosed:
+            pass
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._loop is not None:
+            self._loop.cancel()
+
+
+async def open_station(
+    url: str, station_id: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)
+) -> StationConnection:
+    connection = StationConnection(url, station_id, subprotocols)
+    await connection.open()
+    return connection
+
+
+async def raw_socket(url: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)) -> Any:
+    """A bare WebSocket (no OCPP client) for frames no real client would send."""
+    return await websockets.connect(url, subprotocols=list(subprotocols), open_timeout=TIMEOUT)
