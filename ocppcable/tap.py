@@ -1,6 +1,21 @@
 """What twistd loads for ``twistd ocppcable``: the options and the service maker."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from ocppcable import service
 from ocppcable.options import Options
-from ocppcable.service import makeService
+from ocppcable.shutdown import SignalShutdown
 
 __all__ = ["Options", "makeService"]
+
+
+def makeService(config: Options) -> service.Gateway:
+    """The gateway plus the signal handling a twistd-run process needs."""
+    from twisted.internet import reactor
+
+    gateway = service.makeService(config, reactor)
+    shutdown: Any = SignalShutdown(reactor)
+    shutdown.setServiceParent(gateway)
+    return gateway
