@@ -81,7 +81,15 @@ class Hub:
         not a publication at all; single bad items of a batch are logged and skipped.
         """
         delivered = 0
-        for item in publication.parse(body):
+        skipped: list[publication.MalformedPublication] = []
+        items = publication.parse(body, skipped)
+        for error in skipped:
+            log.warn(
+                "dropped a malformed publication of a batch from {source}: {reason}",
+                source=source,
+                reason=str(error),
+            )
+        for item in items:
             if isinstance(item, publication.RemoteDisconnect):
                 delivered += self.remote_disconnect(item.identifiers, item.reconnect)
             else:
@@ -102,9 +110,10 @@ class Hub:
                 reason=str(e),
             )
             return 0
-        for station in list(members):
+        targets = list(members)  # a delivery may change the membership
+        for station in targets:
             station.deliver(message)
-        return len(members)
+        return len(targets)
 
     def remote_disconnect(self, identifiers: str, reconnect: bool) -> int:
         matching = [s for s in self._stations.values() if s.identifiers == identifiers]

@@ -8,6 +8,7 @@ touches a socket, a reactor or a Deferred, so its whole behaviour is testable wi
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,7 @@ from ocppcable import cable
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import NO_REPLY, Catalog
 from ocppcable.ocpp.framing import ErrorKind
+from ocppcable.ocpp.validation import Validator, Violation
 from ocppcable.protos.rpc_pb2 import (
     FAILURE,
     SUCCESS,
@@ -38,6 +40,8 @@ log = Logger()
 MAX_FORMAT_ERRORS = 3
 #: station CALLs accepted while earlier ones are still being processed
 MAX_PIPELINED_CALLS = 8
+#: frames refused by the rate limit in a row after which the station is closed (1008)
+MAX_REFUSED_FRAMES = 100
 
 
 # --- effects -------------------------------------------------------------------------------
@@ -100,6 +104,9 @@ class SessionSettings:
     rpc_timeout: float = 10.0
     call_timeout: float = 30.0
     max_queue: int = 32
+    #: frames per second a station may send on average (0: unlimited), and the burst above it
+    rate_limit: float = 20.0
+    rate_burst: float = 50.0
 
 
 @dataclass(slots=True)
@@ -110,6 +117,8 @@ class _InboundCall:
     action: str
     payload: dict[str, Any]
     answered: bool = False
+    #: the backend sent Defer: it will answer by broadcast, the default reply waits
+    deferred: bool = False
 
 
 @dataclass(slots=True)
@@ -142,7 +151,10 @@ class Session:
     settings: SessionSettings
     url: str
     headers: Mapping[str, str]
+    #: checks payloads against the version's schemas; None when validation is off
+    validator: Validator | None = None
     utc_now: Callable[[], str] = _utc_now
+    clock: Callable[[], float] = time.monotonic
 
     connected: bool = False  # Connect succeeded
     rejected: bool = False  # Connect or subscribe refused: closing
@@ -157,6 +169,11 @@ class Session:
 
     _idle: bool = True
     _format_errors: int = 0
+    _tokens_left: float | None = None  # rate-limit bucket, full at the start
+    _last_frame: float = 0.0
+    _refused: int = 0
+    _disconnect_sent: bool = False
+    _holding_commands: bool = False  # while a station CALL is being answered
     _inbox: deque[_InboundCall] = field(default_factory=deque)
     _current: _InboundCall | None = None
     _waiting: dict[str, _InboundCall] = field(default_factory=dict)
@@ -173,6 +190,8 @@ class Session:
     def frame_received(self, text: str) -> list[Effect]:
         if self.closed or self.rejected:
             return []
+        if not self._within_rate_limit():
+            return self._rate_limited(text)
         try:
             message = framing.parse(text)
         except framing.FrameError as e:
@@ -182,10 +201,39 @@ class Session:
             return self._on_call(message)
         return self._on_reply(message)
 
+    def _within_rate_limit(self) -> bool:
+        rate, burst = self.settings.rate_limit, self.settings.rate_burst
+        if not rate:
+            return True
+        now = self.clock()
+        left = burst if self._tokens_left is None else self._tokens_left
+        left = min(burst, left + (now - self._last_frame) * rate)
+        self._last_frame = now
+        if left < 1.0:
+            self._tokens_left = left
+            return False
+        self._tokens_left = left - 1.0
+        self._refused = 0
+        return True
+
+    def _rate_limited(self, text: str) -> list[Effect]:
+        self._refused += 1
+        if self._refused == 1:
+            log.warn("station {station_id} exceeds the rate limit", station_id=self.station_id)
+        if self._refused >= MAX_REFUSED_FRAMES:
+            return [Close(1008, "rate limit exceeded")]
+        try:
+            message = framing.parse(text)
+        except framing.FrameError:
+            return []
+        if not isinstance(message, framing.Call):
+            return []
+        return self._refuse(message.unique_id, ErrorKind.GENERIC, "rate limit exceeded")
+
     def rpc_succeeded(self, token: int, response: Any) -> list[Effect]:
         pending = self._rpcs.pop(token)
         handler = getattr(self, "_on_" + pending.purpose)
-        return handler(pending.call, response)
+        return handler(pending.call, response) + self._final_disconnect()
 
     def rpc_failed(self, token: int, reason: str) -> list[Effect]:
         pending = self._rpcs.pop(token)
@@ -196,8 +244,9 @@ class Session:
             reason=reason,
         )
         if pending.call is None:
-            return []
-        return self._answer_error(pending.call, ErrorKind.INTERNAL, reason) + self._finish()
+            return self._final_disconnect()
+        effects = self._answer_error(pending.call, ErrorKind.INTERNAL, reason) + self._finish()
+        return effects + self._final_disconnect()
 
     def timer_fired(self, name: str) -> list[Effect]:
         if name == IDLE_TIMER:
@@ -210,6 +259,8 @@ class Session:
         call = self._waiting.get(name[len(_CALL_TIMER) :])
         if call is None:
             return []
+        if call.deferred:
+            return self._answer_default(call)
         log.warn(
             "station {station_id}: no backend reply to {action} {unique_id} in time",
             station_id=self.station_id,
@@ -241,9 +292,17 @@ class Session:
             effects += self._report_error(
                 command, "Disconnected", "station disconnected before replying", {}
             )
-        if self.connected:
-            effects.append(self._disconnect())
-        return effects
+        return effects + self._final_disconnect()
+
+    def _final_disconnect(self) -> list[Effect]:
+        """The Disconnect RPC, once the socket closed and no Connect or subscribe is in flight
+        (their outcome decides what the backend must be told)."""
+        if not self.closed or self._disconnect_sent:
+            return []
+        if any(p.purpose in ("connect", "subscribe") for p in self._rpcs.values()):
+            return []
+        self._disconnect_sent = True
+        return [self._disconnect()] if self.connected else []
 
     def _disconnect(self) -> RPC:
         subscriptions = [self.identifier] if self.subscribed and self.identifier else []
@@ -292,6 +351,17 @@ class Session:
             return effects + self._refuse(
                 uid, ErrorKind.NOT_IMPLEMENTED, f"unknown action {action}"
             )
+        if self.validator is not None:
+            try:
+                self.validator.check_request(action, message.payload)
+            except Violation as e:
+                log.info(
+                    "station {station_id}: invalid {action} payload: {reason}",
+                    station_id=self.station_id,
+                    action=action,
+                    reason=e.description,
+                )
+                return effects + self._refuse(uid, e.kind, e.description)
         if uid in self._waiting:
             return effects + self._refuse(uid, ErrorKind.PROTOCOL, "uniqueId already in flight")
         if len(self._waiting) >= MAX_PIPELINED_CALLS:
@@ -371,9 +441,7 @@ class Session:
             self.connected = True
             self.identifiers = response.identifiers
             cable.merge_state(self.cstate, response.env.cstate)
-            if self.closed:  # the station left while Connect was in flight
-                return [self._disconnect()]
-            return self._transmissions(response.transmissions) + self._advance(call)
+            return self._transmissions(response.transmissions)[0] + self._advance(call)
         if response.status == FAILURE:
             log.info("station {station_id}: Connect rejected", station_id=self.station_id)
             return self._reject(call)
@@ -382,7 +450,7 @@ class Session:
     def _on_subscribe(self, call: _InboundCall, response: CommandResponse) -> list[Effect]:
         if response.status == SUCCESS:
             self.subscribed = True
-            return self._apply(response) + self._advance(call)
+            return self._apply(response)[0] + self._advance(call)
         if response.status == FAILURE:
             log.info("station {station_id}: subscription rejected", station_id=self.station_id)
             return self._reject(call)
@@ -391,12 +459,20 @@ class Session:
     def _on_message(self, call: _InboundCall, response: CommandResponse) -> list[Effect]:
         if response.status not in (SUCCESS, FAILURE):
             return self._backend_error(call, call.action, response.error_msg)
-        effects = self._apply(response)
-        if not call.answered:
-            if response.status == FAILURE:
-                effects += self._answer_error(call, ErrorKind.GENERIC, "rejected by backend")
-            else:
-                effects += self._answer_default(call)
+        self._holding_commands = True  # the reply to the station's CALL goes out first
+        try:
+            effects, intact = self._apply(response)
+        finally:
+            self._holding_commands = False
+        if call.answered or call.deferred:
+            pass
+        elif not intact:
+            effects += self._answer_error(call, ErrorKind.INTERNAL, "malformed backend reply")
+        elif response.status == FAILURE:
+            effects += self._answer_error(call, ErrorKind.GENERIC, "rejected by backend")
+        else:
+            effects += self._answer_default(call)
+        effects += self._send_next_command()
         if response.disconnect:
             effects.append(Close(1000, "disconnected by backend"))
             return effects
@@ -410,7 +486,7 @@ class Session:
                 error=response.error_msg,
             )
             return []
-        effects = self._apply(response)
+        effects = self._apply(response)[0]
         if response.disconnect:
             effects.append(Close(1000, "disconnected by backend"))
         return effects
@@ -447,8 +523,9 @@ class Session:
             effects = self._answer_error(call, ErrorKind.SECURITY, "rejected by backend")
         return effects + [Close(1008, "rejected")]
 
-    def _apply(self, response: CommandResponse) -> list[Effect]:
-        """Streams, state and transmissions of a Command response, in AnyCable's order."""
+    def _apply(self, response: CommandResponse) -> tuple[list[Effect], bool]:
+        """Streams, state and transmissions of a Command response, in AnyCable's order; the
+        flag is False when a transmission was malformed."""
         effects: list[Effect] = []
         if response.stop_streams:
             effects += [LeaveStream(stream) for stream in self.streams]
@@ -459,15 +536,19 @@ class Session:
                     self.streams.discard(stream)
                     effects.append(LeaveStream(stream))
         for stream in response.streams:
-            if stream not in self.streams:
+            # a response arriving after the socket closed must not join the dead session to a
+            # stream: its LeaveStream effects and Disconnect RPC have already been made
+            if stream not in self.streams and not self.closed:
                 self.streams.add(stream)
                 effects.append(JoinStream(stream))
         cable.merge_state(self.istate, response.env.istate)
         cable.merge_state(self.cstate, response.env.cstate)
-        return effects + self._transmissions(response.transmissions)
+        sent, intact = self._transmissions(response.transmissions)
+        return effects + sent, intact
 
-    def _transmissions(self, transmissions: Iterable[str]) -> list[Effect]:
+    def _transmissions(self, transmissions: Iterable[str]) -> tuple[list[Effect], bool]:
         effects: list[Effect] = []
+        intact = True
         for text in transmissions:
             try:
                 message = cable.decode_transmission(text)
@@ -477,55 +558,92 @@ class Session:
                     station_id=self.station_id,
                     reason=str(e),
                 )
+                intact = False
                 continue
             if message is not None:
                 effects += self._backend_message(message)
-        return effects
+        return effects, intact
 
     # --- backend messages (transmissions and broadcasts) ---------------------------------------
 
     def _backend_message(self, message: Mapping[str, Any]) -> list[Effect]:
         command = message.get("command")
         unique_id = message.get("id")
-        if command in ("Ack", "Error"):
-            call = self._waiting.get(unique_id) if isinstance(unique_id, str) else None
-            if call is None:
-                log.info(
-                    "station {station_id}: {command} for unknown CALL {unique_id} dropped",
-                    station_id=self.station_id,
-                    command=command,
-                    unique_id=unique_id,
-                )
-                return []
-            payload = message.get("payload")
-            if command == "Ack":
-                if payload is None:
-                    payload = {}
-                if not isinstance(payload, dict):
-                    log.warn(
-                        "station {station_id}: backend Ack for {action} has a non-object payload",
-                        station_id=self.station_id,
-                        action=call.action,
-                    )
-                    return self._answer_error(call, ErrorKind.INTERNAL, "malformed backend reply")
-                return self._answer(call, framing.encode_result(call.unique_id, payload))
-            code = message.get("error_code") or message.get("code") or "GenericError"
-            description = message.get("error_message") or message.get("message") or ""
-            return self._answer(
-                call,
-                framing.encode_error(
-                    call.unique_id,
-                    str(code),
-                    str(description),
-                    payload if isinstance(payload, dict) else {},
-                ),
+        if command not in ("Ack", "Error", "Defer"):
+            return self._backend_command(str(command), unique_id, message.get("payload"))
+        call = self._waiting.get(unique_id) if isinstance(unique_id, str) else None
+        if call is None:
+            log.info(
+                "station {station_id}: {command} for unknown CALL {unique_id} dropped",
+                station_id=self.station_id,
+                command=command,
+                unique_id=unique_id,
             )
+            return []
+        if command == "Defer":
+            call.deferred = True
+            return []
+        if command == "Ack":
+            return self._backend_ack(call, message.get("payload"))
+        return self._backend_error_reply(call, message)
+
+    def _backend_ack(self, call: _InboundCall, payload: Any) -> list[Effect]:
+        if payload is None:
+            payload = {}
+        problem = None if isinstance(payload, dict) else "payload is not an object"
+        if problem is None and self.validator is not None:
+            try:
+                self.validator.check_response(call.action, payload)
+            except Violation as e:
+                problem = e.description
+        if problem is not None:
+            log.warn(
+                "station {station_id}: invalid backend reply to {action} {unique_id}: {reason}",
+                station_id=self.station_id,
+                action=call.action,
+                unique_id=call.unique_id,
+                reason=problem,
+            )
+            return self._answer_error(call, ErrorKind.INTERNAL, "malformed backend reply")
+        return self._answer(call, framing.encode_result(call.unique_id, payload))
+
+    def _backend_error_reply(self, call: _InboundCall, message: Mapping[str, Any]) -> list[Effect]:
+        code = message.get("error_code") or message.get("code")
+        if code not in self.catalog.call_error_codes:
+            log.warn(
+                "station {station_id}: backend error code {code!r} is not an OCPP code: "
+                "sending GenericError",
+                station_id=self.station_id,
+                code=code,
+            )
+            code = self.catalog.error_code(ErrorKind.GENERIC)
+        description = message.get("error_message") or message.get("message") or ""
+        details = message.get("payload")
+        return self._answer(
+            call,
+            framing.encode_error(
+                call.unique_id, code, str(description), details if isinstance(details, dict) else {}
+            ),
+        )
+
+    def _backend_command(self, action: str, unique_id: Any, payload: Any) -> list[Effect]:
         if not isinstance(unique_id, str) or not 0 < len(unique_id) <= framing.MAX_UNIQUE_ID:
             unique_id = str(uuid.uuid4())
-        payload = message.get("payload")
-        return self._enqueue_command(
-            _OutboundCall(unique_id, str(command), {} if payload is None else payload)
-        )
+        command = _OutboundCall(unique_id, action, {} if payload is None else payload)
+        if self.validator is not None:
+            try:
+                self.validator.check_command(action, command.payload)
+            except Violation as e:
+                log.warn(
+                    "station {station_id}: invalid remote command {action} not sent: {reason}",
+                    station_id=self.station_id,
+                    action=action,
+                    reason=e.description,
+                )
+                return self._report_error(
+                    command, self.catalog.error_code(e.kind), e.description, {}
+                )
+        return self._enqueue_command(command)
 
     def _answer(self, call: _InboundCall, text: str) -> list[Effect]:
         if call.answered:
@@ -561,6 +679,8 @@ class Session:
 
     def _send_next_command(self) -> list[Effect]:
         if self._outstanding is not None or not self._outbox or self.closed:
+            return []
+        if self._holding_commands:  # sent once the station's own CALL is answered
             return []
         command = self._outbox.popleft()
         self._outstanding = command

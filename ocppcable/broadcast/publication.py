@@ -48,8 +48,12 @@ def _item(obj: Any) -> Item:
     raise MalformedPublication("publication has neither a stream nor a known command")
 
 
-def parse(body: bytes | str) -> list[Item]:
-    """Every item in a broadcast body (an object or an array of objects)."""
+def parse(body: bytes | str, skipped: list[MalformedPublication] | None = None) -> list[Item]:
+    """Every item in a broadcast body (an object or an array of objects).
+
+    A bad item of a batch fails the whole body, unless ``skipped`` is given: then its error is
+    appended there and the good items are returned (a batch with no good item still fails).
+    """
     try:
         decoded = _decode(body.decode("utf-8") if isinstance(body, bytes) else body)
     except (ValueError, UnicodeDecodeError):
@@ -57,5 +61,15 @@ def parse(body: bytes | str) -> list[Item]:
     if isinstance(decoded, list):
         if not decoded:
             raise MalformedPublication("empty batch")
-        return [_item(obj) for obj in decoded]
+        if skipped is None:
+            return [_item(obj) for obj in decoded]
+        items: list[Item] = []
+        for obj in decoded:
+            try:
+                items.append(_item(obj))
+            except MalformedPublication as e:
+                skipped.append(e)
+        if not items:
+            raise MalformedPublication("no valid publication in the batch")
+        return items
     return [_item(decoded)]

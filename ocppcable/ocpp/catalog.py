@@ -16,6 +16,7 @@ class Default(enum.Enum):
     EMPTY = "empty"  # {}: notifications
     ACCEPTED = "accepted"  # {"status": "Accepted"}
     BOOT = "boot"  # {"status": "Accepted", "currentTime": …, "interval": …}
+    TIME = "time"  # {"currentTime": …}: Heartbeat
     NONE = "none"  # only the backend can decide: InternalError "backend sent no reply"
 
 
@@ -35,6 +36,11 @@ class Catalog:
     #: the station's serial number from a BootNotification payload, or None
     serial_number: Callable[[Mapping[str, Any]], str | None]
     schema_package: str
+    #: every CallError code the version defines (backend codes outside it become GenericError)
+    call_error_codes: frozenset[str] = frozenset()
+    #: request schemas are "<Action><suffix>.json" (1.6: "", 2.x: "Request"); responses are
+    #: always "<Action>Response.json"
+    request_schema_suffix: str = ""
 
     def error_code(self, kind: ErrorKind) -> str:
         return self.error_codes[kind]
@@ -48,4 +54,6 @@ class Catalog:
             return {"status": "Accepted"}
         if default is Default.BOOT:
             return {"status": "Accepted", "currentTime": current_time, "interval": interval}
+        if default is Default.TIME:
+            return {"currentTime": current_time}
         return None

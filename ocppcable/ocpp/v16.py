@@ -25,7 +25,7 @@ CATALOG = Catalog(
         "DataTransfer": Default.ACCEPTED,
         "DiagnosticsStatusNotification": Default.EMPTY,
         "FirmwareStatusNotification": Default.EMPTY,
-        "Heartbeat": Default.EMPTY,  # answered locally with currentTime, see session
+        "Heartbeat": Default.TIME,  # answered locally by the session, without an RPC
         "MeterValues": Default.EMPTY,
         "StartTransaction": Default.NONE,
         "StatusNotification": Default.EMPTY,
@@ -79,4 +79,18 @@ CATALOG = Catalog(
     },
     serial_number=_serial_number,
     schema_package="ocpp.v16",
+    call_error_codes=frozenset(
+        {
+            "NotImplemented",
+            "NotSupported",
+            "InternalError",
+            "ProtocolError",
+            "SecurityError",
+            "FormationViolation",
+            "PropertyConstraintViolation",
+            "OccurenceConstraintViolation",
+            "TypeConstraintViolation",
+            "GenericError",
+        }
+    ),
 )

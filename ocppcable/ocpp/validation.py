@@ -1,0 +1,92 @@
+"""Payload validation against the official OCPP JSON schemas (shipped by the PyPI ``ocpp``
+package), compiled once with fastjsonschema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+from ocppcable.ocpp.catalog import Catalog
+from ocppcable.ocpp.framing import ErrorKind
+
+#: which CallError a failed schema rule maps to. OCPP-J: TypeConstraint = a field of the wrong
+#: data type (CiString lengths are part of the type), Occurrence = a missing or repeated field,
+#: PropertyConstraint = a value outside what the field allows, Format(ion) = anything else.
+_RULE_KINDS = {
+    "type": ErrorKind.TYPE,
+    "maxLength": ErrorKind.TYPE,
+    "minLength": ErrorKind.TYPE,
+    "required": ErrorKind.OCCURRENCE,
+    "minItems": ErrorKind.OCCURRENCE,
+    "maxItems": ErrorKind.OCCURRENCE,
+    "enum": ErrorKind.PROPERTY,
+    "const": ErrorKind.PROPERTY,
+    "format": ErrorKind.PROPERTY,
+    "pattern": ErrorKind.PROPERTY,
+    "minimum": ErrorKind.PROPERTY,
+    "maximum": ErrorKind.PROPERTY,
+    "exclusiveMinimum": ErrorKind.PROPERTY,
+    "exclusiveMaximum": ErrorKind.PROPERTY,
+    "multipleOf": ErrorKind.PROPERTY,
+}
+
+Check = Callable[[Any], Any]
+
+
+class Violation(Exception):
+    """A payload that its schema rejects."""
+
+    def __init__(self, kind: ErrorKind, description: str) -> None:
+        super().__init__(description)
+        self.kind = kind
+        self.description = description
+
+
+def _load(package: str, name: str) -> Check:
+    text = (resources.files(package) / "schemas" / f"{name}.json").read_text("utf-8")
+    schema = json.loads(text)
+    schema.pop("$id", None)  # fastjsonschema would try to resolve remote ids
+    return fastjsonschema.compile(schema)
+
+
+def _compile(package: str, actions: Iterable[str], suffix: str = "") -> dict[str, Check]:
+    return {action: _load(package, action + suffix) for action in actions}
+
+
+class Validator:
+    """Every request and response schema a catalog's actions need, compiled at construction."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        package = catalog.schema_package
+        station, commands = list(catalog.station_actions), sorted(catalog.command_actions)
+        suffix = catalog.request_schema_suffix
+        self._requests = _compile(package, station, suffix)
+        self._responses = _compile(package, station, "Response")
+        self._commands = _compile(package, commands, suffix)
+
+    @staticmethod
+    def _check(check: Check, payload: Any) -> None:
+        try:
+            check(payload)
+        except fastjsonschema.JsonSchemaValueException as e:
+            kind = _RULE_KINDS.get(e.rule or "", ErrorKind.FORMAT)
+            raise Violation(kind, e.message) from None
+
+    def check_request(self, action: str, payload: Any) -> None:
+        """A station's CALL payload; raises :class:`Violation`."""
+        self._check(self._requests[action], payload)
+
+    def check_response(self, action: str, payload: Any) -> None:
+        """The backend's reply to a station CALL; raises :class:`Violation`."""
+        self._check(self._responses[action], payload)
+
+    def check_command(self, action: str, payload: Any) -> None:
+        """A remote command for the station; raises :class:`Violation` (also when unknown)."""
+        check = self._commands.get(action)
+        if check is None:
+            raise Violation(ErrorKind.NOT_IMPLEMENTED, f"{action} is not a command of this version")
+        self._check(check, payload)

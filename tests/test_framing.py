@@ -1,0 +1,217 @@
+"""OCPP-J framing: parse() of every message type and every refusal, and the encoders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ocppcable.ocpp import framing
+from ocppcable.ocpp.framing import (
+    MAX_UNIQUE_ID,
+    UNKNOWN_ID,
+    Call,
+    CallError,
+    CallResult,
+    ErrorKind,
+    FrameError,
+)
+
+ID36 = "x" * MAX_UNIQUE_ID
+ID37 = "x" * (MAX_UNIQUE_ID + 1)
+
+
+# --- well-formed frames ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[2,"1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]',
+            Call("1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}),
+        ),
+        ('[2, "abc", "Heartbeat", {}]', Call("abc", "Heartbeat", {})),
+        (f'[2,"{ID36}","Heartbeat",{{}}]', Call(ID36, "Heartbeat", {})),
+        (
+            '[2,"ü-1","DataTransfer",{"data":"ünïcode"}]',
+            Call("ü-1", "DataTransfer", {"data": "ünïcode"}),
+        ),
+        ('[3,"7",{"status":"Accepted"}]', CallResult("7", {"status": "Accepted"})),
+        ('[3,"7",{}]', CallResult("7", {})),
+        (
+            '[4,"9","NotSupported","no such thing",{"why":"because"}]',
+            CallError("9", "NotSupported", "no such thing", {"why": "because"}),
+        ),
+        ('[4,"9","InternalError","",{}]', CallError("9", "InternalError", "", {})),
+        # errorDetails that is not an object is tolerated and read as {}
+        ('[4,"9","GenericError","x",null]', CallError("9", "GenericError", "x", {})),
+        ('[4,"9","GenericError","x",[1,2]]', CallError("9", "GenericError", "x", {})),
+        ('[4,"9","GenericError","x","details"]', CallError("9", "GenericError", "x", {})),
+        # surrounding whitespace is fine JSON
+        (' \n[3,"1",{}]\n ', CallResult("1", {})),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_parse_valid(text: str, expected: framing.Message) -> None:
+    assert framing.parse(text) == expected
+
+
+def test_parse_keeps_nested_payload() -> None:
+    payload = {"connectorId": 1, "meterValue": [{"sampledValue": [{"value": "1.5"}]}]}
+    message = framing.parse(json.dumps([2, "m", "MeterValues", payload]))
+    assert isinstance(message, Call)
+    assert message.payload == payload
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "unique_id"),
+    [
+        # not JSON
+        ("", ErrorKind.FORMAT, UNKNOWN_ID),
+        ("not json", ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[2,"1","Heartbeat",{}', ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[2,"1","Heartbeat",{}] trailing', ErrorKind.FORMAT, UNKNOWN_ID),
+        ("[2,'1','Heartbeat',{}]", ErrorKind.FORMAT, UNKNOWN_ID),
+        # not an array
+        ("{}", ErrorKind.FORMAT, UNKNOWN_ID),
+        ('{"0":2,"1":"x"}', ErrorKind.FORMAT, UNKNOWN_ID),
+        ('"[2,\\"1\\",\\"Heartbeat\\",{}]"', ErrorKind.FORMAT, UNKNOWN_ID),
+        ("2", ErrorKind.FORMAT, UNKNOWN_ID),
+        ("null", ErrorKind.FORMAT, UNKNOWN_ID),
+        ("true", ErrorKind.FORMAT, UNKNOWN_ID),
+        # empty array
+        ("[]", ErrorKind.FORMAT, UNKNOWN_ID),
+        # wrong arity (the uniqueId is recovered when readable)
+        ("[2]", ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[2,"1"]', ErrorKind.FORMAT, "1"),
+        ('[2,"1","Heartbeat"]', ErrorKind.FORMAT, "1"),
+        ('[2,"1","Heartbeat",{},{}]', ErrorKind.FORMAT, "1"),
+        ('[3,"1"]', ErrorKind.FORMAT, "1"),
+        ('[3,"1",{},{}]', ErrorKind.FORMAT, "1"),
+        ('[4,"1","GenericError","x"]', ErrorKind.FORMAT, "1"),
+        ('[4,"1","GenericError","x",{},{}]', ErrorKind.FORMAT, "1"),
+        # unknown message type id (an integer)
+        ('[5,"1",{}]', ErrorKind.MESSAGE_TYPE, "1"),
+        ('[6,"1","Heartbeat",{}]', ErrorKind.MESSAGE_TYPE, "1"),
+        ('[0,"1","Heartbeat",{}]', ErrorKind.MESSAGE_TYPE, "1"),
+        ('[-2,"1","Heartbeat",{}]', ErrorKind.MESSAGE_TYPE, "1"),
+        ("[1]", ErrorKind.MESSAGE_TYPE, UNKNOWN_ID),
+        # message type id that is not an integer
+        ('["2","1","Heartbeat",{}]', ErrorKind.FORMAT, "1"),
+        ('[2.5,"1","Heartbeat",{}]', ErrorKind.FORMAT, "1"),
+        ('[true,"1","Heartbeat",{}]', ErrorKind.FORMAT, "1"),
+        ('[null,"1","Heartbeat",{}]', ErrorKind.FORMAT, "1"),
+        ('[[2],"1","Heartbeat",{}]', ErrorKind.FORMAT, "1"),
+        # uniqueId that is not a string, is empty or is too long → "-1"
+        ('[2,1,"Heartbeat",{}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[2,null,"Heartbeat",{}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[2,{},"Heartbeat",{}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[2,"","Heartbeat",{}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        (f'[2,"{ID37}","Heartbeat",{{}}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        (f'[3,"{ID37}",{{}}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        ('[4,7,"GenericError","x",{}]', ErrorKind.FORMAT, UNKNOWN_ID),
+        # an unreadable uniqueId does not mask a wrong arity or an unknown type
+        ('[2,1,"Heartbeat"]', ErrorKind.FORMAT, UNKNOWN_ID),
+        (f'[9,"{ID37}"]', ErrorKind.MESSAGE_TYPE, UNKNOWN_ID),
+        # CALL: action not a non-empty string
+        ('[2,"1","",{}]', ErrorKind.FORMAT, "1"),
+        ('[2,"1",null,{}]', ErrorKind.FORMAT, "1"),
+        ('[2,"1",7,{}]', ErrorKind.FORMAT, "1"),
+        ('[2,"1",["Heartbeat"],{}]', ErrorKind.FORMAT, "1"),
+        # CALL: payload not an object
+        ('[2,"1","Heartbeat",[]]', ErrorKind.FORMAT, "1"),
+        ('[2,"1","Heartbeat",null]', ErrorKind.FORMAT, "1"),
+        ('[2,"1","Heartbeat","{}"]', ErrorKind.FORMAT, "1"),
+        ('[2,"1","Heartbeat",1]', ErrorKind.FORMAT, "1"),
+        # CALLRESULT: payload not an object
+        ('[3,"1",[]]', ErrorKind.FORMAT, "1"),
+        ('[3,"1",null]', ErrorKind.FORMAT, "1"),
+        ('[3,"1","ok"]', ErrorKind.FORMAT, "1"),
+        # CALLERROR: code / description not strings
+        ('[4,"1",7,"x",{}]', ErrorKind.FORMAT, "1"),
+        ('[4,"1","GenericError",null,{}]', ErrorKind.FORMAT, "1"),
+        ('[4,"1",null,null,{}]', ErrorKind.FORMAT, "1"),
+    ],
+)
+def test_parse_refuses(text: str, kind: ErrorKind, unique_id: str) -> None:
+    with pytest.raises(FrameError) as info:
+        framing.parse(text)
+    error = info.value
+    assert error.kind is kind
+    assert error.unique_id == unique_id
+    assert error.description and str(error) == error.description
+
+
+def test_frame_error_carries_its_fields() -> None:
+    error = FrameError(ErrorKind.PROTOCOL, "42", "why")
+    assert (error.kind, error.unique_id, error.description, str(error)) == (
+        ErrorKind.PROTOCOL,
+        "42",
+        "why",
+        "why",
+    )
+
+
+def test_unknown_message_type_description_names_the_id() -> None:
+    with pytest.raises(FrameError, match="unknown message type id 5"):
+        framing.parse('[5,"1",{}]')
+
+
+# --- encoders ------------------------------------------------------------------------------
+
+
+def test_encode_call_is_compact_json() -> None:
+    assert framing.encode_call("1", "Reset", {"type": "Soft"}) == '[2,"1","Reset",{"type":"Soft"}]'
+
+
+def test_encode_result_is_compact_json() -> None:
+    assert framing.encode_result("1", {"currentTime": "t"}) == '[3,"1",{"currentTime":"t"}]'
+
+
+@pytest.mark.parametrize(
+    ("details", "encoded_details"),
+    [(None, "{}"), ({}, "{}"), ({"a": 1}, '{"a":1}')],
+)
+def test_encode_error(details: object, encoded_details: str) -> None:
+    assert (
+        framing.encode_error("1", "InternalError", "boom", details)
+        == f'[4,"1","InternalError","boom",{encoded_details}]'
+    )
+
+
+def test_encode_error_without_details() -> None:
+    assert framing.encode_error("-1", "FormationViolation", "bad") == (
+        '[4,"-1","FormationViolation","bad",{}]'
+    )
+
+
+def test_encoders_keep_unicode_unescaped() -> None:
+    assert framing.encode_result("é", {"text": "ünï"}) == '[3,"é",{"text":"ünï"}]'
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Call("1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}),
+        Call(ID36, "DataTransfer", {"vendorId": "ü", "data": '["nested", "json"]'}),
+        Call("x", "MeterValues", {"meterValue": [{"sampledValue": [{"value": "1"}]}]}),
+        CallResult("2", {}),
+        CallResult("2", {"idTagInfo": {"status": "Accepted"}, "transactionId": 5}),
+        CallError("3", "NotImplemented", "", {}),
+        CallError("3", "GenericError", 'with "quotes" and \\', {"k": [1, None, True]}),
+    ],
+)
+def test_round_trip(message: framing.Message) -> None:
+    if isinstance(message, Call):
+        text = framing.encode_call(message.unique_id, message.action, message.payload)
+    elif isinstance(message, CallResult):
+        text = framing.encode_result(message.unique_id, message.payload)
+    else:
+        text = framing.encode_error(
+            message.unique_id, message.code, message.description, message.details
+        )
+    assert framing.parse(text) == message

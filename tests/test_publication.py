@@ -1,0 +1,139 @@
+"""AnyCable publications: single, batch, remote disconnect command, malformed bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ocppcable.broadcast import publication
+from ocppcable.broadcast.publication import MalformedPublication, Publication, RemoteDisconnect
+
+RESET = '{"command":"Reset","payload":{"type":"Soft"}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"stream": "station/CP-1", "data": RESET},
+            [Publication("station/CP-1", RESET, {})],
+        ),
+        (
+            {"stream": "s", "data": RESET, "meta": {"exclude_socket": "x"}},
+            [Publication("s", RESET, {"exclude_socket": "x"})],
+        ),
+        # data may be any JSON value (already decoded), and meta that is not an object is ignored
+        ({"stream": "s", "data": {"command": "Reset"}}, [Publication("s", {"command": "Reset"})]),
+        ({"stream": "s", "data": None}, [Publication("s", None)]),
+        ({"stream": "s", "data": "x", "meta": "ignored"}, [Publication("s", "x")]),
+        ({"stream": "s", "data": "x", "meta": None}, [Publication("s", "x")]),
+        # a stream wins over a command
+        (
+            {"stream": "s", "data": "x", "command": "disconnect"},
+            [Publication("s", "x")],
+        ),
+        # batch, in order
+        (
+            [
+                {"stream": "a", "data": "1"},
+                {"stream": "b", "data": "2"},
+                {"stream": "a", "data": "3"},
+            ],
+            [Publication("a", "1"), Publication("b", "2"), Publication("a", "3")],
+        ),
+        ([{"stream": "only", "data": "x"}], [Publication("only", "x")]),
+        # remote disconnect
+        (
+            {
+                "command": "disconnect",
+                "payload": {"identifier": '{"id":"CP-1"}', "reconnect": False},
+            },
+            [RemoteDisconnect('{"id":"CP-1"}', False)],
+        ),
+        (
+            {"command": "disconnect", "payload": {"identifier": "x", "reconnect": True}},
+            [RemoteDisconnect("x", True)],
+        ),
+        ({"command": "disconnect", "payload": {"identifier": "x"}}, [RemoteDisconnect("x", True)]),
+        (
+            [
+                {"stream": "a", "data": "1"},
+                {"command": "disconnect", "payload": {"identifier": "x", "reconnect": 0}},
+            ],
+            [Publication("a", "1"), RemoteDisconnect("x", False)],
+        ),
+    ],
+)
+def test_parse(body: Any, expected: list[Any]) -> None:
+    text = json.dumps(body)
+    assert publication.parse(text) == expected
+    assert publication.parse(text.encode("utf-8")) == expected
+
+
+def test_parse_utf8_bytes() -> None:
+    body = json.dumps({"stream": "ü", "data": "ä"}, ensure_ascii=False).encode("utf-8")
+    assert publication.parse(body) == [Publication("ü", "ä")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "not json",
+        b"\xff\xfe\x00",
+        "{",
+        "null",
+        "42",
+        '"stream"',
+        "[]",
+        "{}",
+        '{"data":"x"}',
+        '{"stream":"","data":"x"}',
+        '{"stream":7,"data":"x"}',
+        '{"stream":null,"data":"x"}',
+        '{"stream":"s"}',
+        '{"stream":"s","meta":{}}',
+        '{"command":"broadcast","payload":{}}',
+        '{"command":"disconnect"}',
+        '{"command":"disconnect","payload":null}',
+        '{"command":"disconnect","payload":{}}',
+        '{"command":"disconnect","payload":{"identifier":7}}',
+        '{"command":"disconnect","payload":"x"}',
+        "[1]",
+        '["stream"]',
+        "[[]]",
+        '[{"stream":"s","data":"x"}, 5]',
+        '[{"stream":"s","data":"x"}, {"stream":"s"}]',
+    ],
+)
+def test_malformed(body: str | bytes) -> None:
+    with pytest.raises(MalformedPublication):
+        publication.parse(body)
+
+
+def test_malformed_publication_is_a_value_error() -> None:
+    assert issubclass(MalformedPublication, ValueError)
+
+
+def test_batch_with_skipped_items_keeps_the_good_ones() -> None:
+    skipped: list[MalformedPublication] = []
+    body = '[{"stream":"a","data":"1"}, 5, {"stream":"s"}, {"stream":"b","data":"2"}]'
+    assert publication.parse(body, skipped) == [Publication("a", "1"), Publication("b", "2")]
+    assert len(skipped) == 2
+    assert all(isinstance(e, MalformedPublication) for e in skipped)
+
+
+@pytest.mark.parametrize("body", ["[5, {}]", "not json", "[]", "{}", '{"stream":"s"}'])
+def test_skipping_still_refuses_bodies_with_nothing_good(body: str) -> None:
+    skipped: list[MalformedPublication] = []
+    with pytest.raises(MalformedPublication):
+        publication.parse(body, skipped)
+
+
+def test_single_item_is_never_skipped() -> None:
+    skipped: list[MalformedPublication] = []
+    with pytest.raises(MalformedPublication):
+        publication.parse('{"stream":"s"}', skipped)
+    assert skipped == []
