@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from twisted.python import usage
 
-BROADCAST_ADAPTERS = ("redis",)
+BROADCAST_ADAPTERS = ("http", "redis")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -72,8 +72,29 @@ def comma_list(value: str | Sequence[str]) -> list[str]:
 
 comma_list.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
 
+
+def port_number(value: str | int) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"must be a port number 0-65535, got {value!r}")
+    return number
+
+
+port_number.coerceDoc = "A TCP port, 0-65535 (0: any free port)."  # type: ignore[attr-defined]
+
+
+def tcp_endpoint(port: int, host: str) -> str:
+    """A server endpoint string for ``port`` on interface ``host``."""
+    escaped = host.replace(":", "\\:")  # endpoint strings separate arguments with ':'
+    return f"tcp:{port}:interface={escaped}"
+
+
 #: extra environment variables accepted for an option, checked before ANYCABLE_/OCPPCABLE_ names
-_ALIASES = {"redis-url": ("REDIS_URL",), "port": ("PORT",)}
+_ALIASES = {
+    "redis-url": ("REDIS_URL",),
+    "port": ("PORT",),
+    "broadcast-key": ("ANYCABLE_HTTP_BROADCAST_SECRET",),  # AnyCable's deprecated name
+}
 
 
 class Options(usage.Options):
@@ -99,7 +120,8 @@ class Options(usage.Options):
             "rpc-host",
             None,
             "localhost:50051",
-            "AnyCable RPC backend: host:port for gRPC, or 'demo' for the built-in demo backend.",
+            "AnyCable RPC backend: host:port for gRPC, an http:// or https:// URL for HTTP RPC "
+            "(e.g. http://localhost:3000/_anycable), or 'demo' for the built-in demo backend.",
         ],
         ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
         [
@@ -148,6 +170,21 @@ class Options(usage.Options):
         ],
         ["ocpp-max-queue", None, 32, "Remote commands queued per station.", positive_int],
         [
+            "ocpp-validate",
+            None,
+            True,
+            "Validate station CALLs, backend replies and remote commands against the official "
+            "OCPP JSON schemas.",
+            boolean,
+        ],
+        [
+            "ocpp-rate-limit",
+            None,
+            20.0,
+            "Frames per second a station may send on average (bursts of 2.5x allowed; 0: off).",
+            non_negative_float,
+        ],
+        [
             "ping-interval",
             None,
             30.0,
@@ -168,6 +205,34 @@ class Options(usage.Options):
             f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)}.",
             comma_list,
         ],
+        [
+            "secret",
+            None,
+            None,
+            "Application secret; the HTTP RPC and broadcast keys are derived from it unless set.",
+        ],
+        [
+            "http-rpc-secret",
+            None,
+            None,
+            "Bearer key sent to the HTTP RPC backend (default: derived from --secret; none: no "
+            "Authorization header).",
+        ],
+        [
+            "broadcast-key",
+            None,
+            None,
+            "Bearer key the HTTP broadcaster requires (default: derived from --secret; none: no "
+            "authentication).",
+        ],
+        [
+            "http-broadcast-port",
+            None,
+            8090,
+            "Port of the HTTP broadcaster when it has no key (with a key it is on the main port).",
+            port_number,
+        ],
+        ["http-broadcast-path", None, "/_broadcast", "URL path of the HTTP broadcaster."],
         ["redis-url", None, "redis://localhost:6379", "Redis URL (redis:// or rediss://)."],
         ["redis-channel", None, "__anycable__", "Redis pub/sub channel for broadcasts."],
         [
@@ -226,12 +291,15 @@ class Options(usage.Options):
                     self[name] = param[4](self[name])
                 except ValueError as e:
                     raise usage.UsageError(f"--{name}: {e}") from None
-        path = self["ocpp-path"]
-        if not path.startswith("/") or path.strip("/") == "":
-            raise usage.UsageError("--ocpp-path must start with '/' and name a path, e.g. /ocpp")
-        self["ocpp-path"] = "/" + path.strip("/")
-        if not self["rpc-host"]:
+        self["ocpp-path"] = self._url_path("ocpp-path", "/ocpp")
+        self["http-broadcast-path"] = self._url_path("http-broadcast-path", "/_broadcast")
+        rpc_host = self["rpc-host"]
+        if not rpc_host:
             raise usage.UsageError("--rpc-host must not be empty")
+        if rpc_host.startswith(("http://", "https://")) and not urlsplit(rpc_host).hostname:
+            raise usage.UsageError(
+                "--rpc-host: an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable"
+            )
         unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]
         if unknown:
             raise usage.UsageError(
@@ -241,7 +309,20 @@ class Options(usage.Options):
         if "redis" in self["broadcast-adapter"]:
             if urlsplit(self["redis-url"]).scheme not in ("redis", "rediss"):
                 raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
-        host = self["host"].replace(":", "\\:")
+        if "http" in self["broadcast-adapter"]:
+            broadcast = self["http-broadcast-path"].strip("/").split("/")
+            ocpp = self["ocpp-path"].strip("/").split("/")
+            shortest = min(len(broadcast), len(ocpp))
+            if broadcast[:shortest] == ocpp[:shortest] or broadcast[0] == "health":
+                raise usage.UsageError(
+                    "--http-broadcast-path must not overlap --ocpp-path or /health"
+                )
         self["listen"] = comma_list(self["listen"] or "") or [
-            f"tcp:{self['port']}:interface={host}"
+            tcp_endpoint(self["port"], self["host"])
         ]
+
+    def _url_path(self, name: str, example: str) -> str:
+        path = self[name]
+        if not path.startswith("/") or path.strip("/") == "":
+            raise usage.UsageError(f"--{name} must start with '/' and name a path, e.g. {example}")
+        return "/" + path.strip("/")

@@ -9,10 +9,16 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
+from twisted.web.resource import Resource
 
+from ocppcable import keys
+from ocppcable.broadcast.http import HTTPBroadcaster
+from ocppcable.broadcast.interface import Dispatch
 from ocppcable.broadcast.redis import RedisBroadcaster
 from ocppcable.hub import Hub
 from ocppcable.ocpp import v16
+from ocppcable.ocpp.validation import Validator
+from ocppcable.options import tcp_endpoint
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
 from ocppcable.web import build_site
@@ -90,9 +96,26 @@ def make_rpc(config: Any, reactor: Any) -> IRPCClient:
         from ocppcable.rpc.inprocess import InProcessClient
 
         return InProcessClient(OCPPApplication(id_tags=config["demo-id-tags"]))
+    if target.startswith(("http://", "https://")):
+        from ocppcable.rpc.http_client import HTTPRPCClient
+
+        key = keys.resolve(config["http-rpc-secret"], config["secret"], keys.RPC_PHRASE)
+        return HTTPRPCClient(reactor, target, key, config["rpc-concurrency"], config["rpc-timeout"])
     from ocppcable.rpc.grpc_client import GRPCClient
 
     return GRPCClient(reactor, target, config["rpc-concurrency"], config["rpc-timeout"])
+
+
+def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTPBroadcaster:
+    """With a key: mounted on the main site by the caller; without: on its own listener."""
+    key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
+    path = config["http-broadcast-path"]
+    if key is not None:
+        return HTTPBroadcaster(dispatch, key, path, "the main port")
+    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"])
+    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
+    Listener(reactor, endpoint, broadcaster.site()).setServiceParent(broadcaster)
+    return broadcaster
 
 
 def makeService(config: Any, reactor: Any = None) -> Gateway:
@@ -108,12 +131,20 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         rpc_timeout=config["rpc-timeout"],
         call_timeout=config["ocpp-call-timeout"],
         max_queue=config["ocpp-max-queue"],
+        rate_limit=config["ocpp-rate-limit"],
+        rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
+    )
+    validators = (
+        {name: Validator(catalog) for name, catalog in CATALOGS.items()}
+        if config["ocpp-validate"]
+        else {}
     )
     stations = StationFactory(
         reactor=reactor,
         hub=hub,
         rpc=rpc,
         catalogs=CATALOGS,
+        validators=validators,
         settings=settings,
         ocpp_path=config["ocpp-path"],
         forward_headers=config["headers"],
@@ -123,14 +154,20 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     gateway = Gateway(hub, rpc, stations)
     if IService.providedBy(rpc):
         rpc.setServiceParent(gateway)
+    on_main_site: dict[str, Resource] = {}
     for adapter in config["broadcast-adapter"]:
-        if adapter == "redis":
+        broadcaster: HTTPBroadcaster | RedisBroadcaster
+        if adapter == "http":
+            broadcaster = make_http_broadcaster(config, reactor, hub.dispatch)
+            if broadcaster.key is not None:
+                on_main_site[broadcaster.path] = broadcaster.resource
+        else:
             broadcaster = RedisBroadcaster(
                 reactor, config["redis-url"], config["redis-channel"], hub.dispatch
             )
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
-    site = build_site(config["ocpp-path"], stations)
+    site = build_site(config["ocpp-path"], stations, on_main_site)
     for description in config["listen"]:
         listener = Listener(reactor, description, site)
         listener.setServiceParent(gateway)

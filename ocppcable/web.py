@@ -1,6 +1,8 @@
-"""The HTTP resource tree on the main port: the OCPP WebSocket endpoint and ``/health``."""
+"""The HTTP resource tree on the main port: the OCPP WebSocket endpoint, ``/health`` and extras."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import Resource
@@ -31,15 +33,28 @@ class QuietSite(Site):
             super().log(request)
 
 
-def build_site(ocpp_path: str, stations: StationFactory) -> QuietSite:
-    """``/health`` plus the station endpoint at ``ocpp_path`` (every path below it)."""
-    root = Resource()
-    root.putChild(b"health", Health())
-    *parents, leaf = ocpp_path.strip("/").encode("utf-8").split(b"/")
+def mount(root: Resource, path: str, resource: Resource) -> Resource:
+    """Put ``resource`` at ``path`` (e.g. ``/a/b``) under ``root``, creating the parents."""
+    *parents, leaf = path.strip("/").encode("utf-8").split(b"/")
     node = root
     for segment in parents:
-        child = Resource()
-        node.putChild(segment, child)
+        child = node.children.get(segment)
+        if child is None:
+            child = Resource()
+            node.putChild(segment, child)
         node = child
-    node.putChild(leaf, WebSocketResource(stations))
+    node.putChild(leaf, resource)
+    return root
+
+
+def build_site(
+    ocpp_path: str, stations: StationFactory, extra: Mapping[str, Resource] | None = None
+) -> QuietSite:
+    """``/health``, the station endpoint at ``ocpp_path`` (every path below it) and ``extra``
+    resources by path (e.g. the HTTP broadcaster)."""
+    root = Resource()
+    root.putChild(b"health", Health())
+    mount(root, ocpp_path, WebSocketResource(stations))
+    for path, resource in (extra or {}).items():
+        mount(root, path, resource)
     return QuietSite(root)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import re
 import secrets
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.interfaces import IDelayedCall, ISSLTransport
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, ISSLTransport
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ocppcable.hub import Hub
 from ocppcable.ocpp.catalog import Catalog
+from ocppcable.ocpp.validation import Validator
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.session import (
     RPC,
@@ -36,6 +38,27 @@ from ocppcable.session import (
 
 STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,48}\Z")
 
+#: bytes we may queue for a station whose socket does not drain before closing it
+MAX_PENDING_BYTES = 1024 * 1024
+
+
+@implementer(IPushProducer)
+class _WriteWatch:
+    """Tells the protocol when the transport's write buffer is full (the station reads slowly)."""
+
+    def __init__(self, protocol: StationProtocol) -> None:
+        self.protocol = protocol
+
+    def pauseProducing(self) -> None:
+        self.protocol.write_paused = True
+
+    def resumeProducing(self) -> None:
+        self.protocol.write_paused = False
+        self.protocol.pending_bytes = 0
+
+    def stopProducing(self) -> None:
+        self.protocol.write_paused = True
+
 
 def new_sid() -> str:
     """A 21-character URL-safe session id (nanoid-sized, as AnyCable's)."""
@@ -50,6 +73,8 @@ class StationProtocol(WebSocketServerProtocol):
     station_id = ""
     sid = ""
     session: Session | None = None
+    write_paused = False
+    pending_bytes = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,14 +90,14 @@ class StationProtocol(WebSocketServerProtocol):
 
     def deliver(self, message: dict[str, Any]) -> None:
         if self.session is not None:
-            self._run(self.session.broadcast(message))
+            self._event(self.session.broadcast, message)
 
     def replace(self) -> None:
         self._close(1000, "replaced")
 
     def disconnect(self, reconnect: bool) -> None:
         if self.session is not None:
-            self._run(self.session.remote_disconnect())
+            self._event(self.session.remote_disconnect)
 
     # --- autobahn callbacks ------------------------------------------------------------------------
 
@@ -107,6 +132,7 @@ class StationProtocol(WebSocketServerProtocol):
         self.session = Session(
             station_id=station_id,
             catalog=factory.catalogs[subprotocol],
+            validator=factory.validators.get(subprotocol),
             settings=factory.settings,
             url=f"{scheme}://{headers.get('host', '')}{self.http_request_uri}",
             headers=forwarded,
@@ -120,15 +146,18 @@ class StationProtocol(WebSocketServerProtocol):
             subprotocol=self.websocket_protocol_in_use,
             sid=self.sid,
         )
+        # behind WebSocketResource the HTTP channel is still the transport's producer
+        self.transport.unregisterProducer()
+        self.transport.registerProducer(_WriteWatch(self), True)
         self.factory.hub.register(self)
-        self._run(self.session.opened())
+        self._event(self.session.opened)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
             self._log.info("station {station_id} sent a binary frame", station_id=self.station_id)
             self._close(1003, "binary frames are not OCPP")
             return
-        self._run(self.session.frame_received(payload.decode("utf-8")))
+        self._event(self.session.frame_received, payload.decode("utf-8"))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is None:
@@ -144,9 +173,24 @@ class StationProtocol(WebSocketServerProtocol):
             if timer.active():
                 timer.cancel()
         self._timers.clear()
-        self._run(self.session.connection_lost())
+        self._event(self.session.connection_lost)
 
     # --- effects -----------------------------------------------------------------------------------
+
+    def _event(self, handler: Callable[..., list[Effect]], *args: Any) -> None:
+        """Feed an event to the session and carry out what it returns. A bug in the session
+        is logged with the station id and never escapes into Autobahn or a Deferred; the
+        station's pending CALLs are still answered by their timers."""
+        try:
+            effects = handler(*args)
+        except Exception:
+            self._log.failure(
+                "station {station_id}: session error in {event}",
+                station_id=self.station_id,
+                event=handler.__name__,
+            )
+            return
+        self._run(effects)
 
     def _run(self, effects: Iterable[Effect]) -> None:
         """Carry out effects in order, also those produced while carrying them out."""
@@ -171,8 +215,7 @@ class StationProtocol(WebSocketServerProtocol):
     def _execute(self, effect: Effect) -> None:
         kind = type(effect)
         if kind is Send:
-            if self.state == self.STATE_OPEN:
-                self.sendMessage(effect.text.encode("utf-8"))
+            self._send(effect.text.encode("utf-8"))
         elif kind is RPC:
             self._call(effect)
         elif kind is StartTimer:
@@ -189,6 +232,20 @@ class StationProtocol(WebSocketServerProtocol):
         elif kind is Close:
             self._close(effect.code, effect.reason)
 
+    def _send(self, data: bytes) -> None:
+        if self.state != self.STATE_OPEN:
+            return
+        if self.write_paused:
+            self.pending_bytes += len(data)
+            if self.pending_bytes > MAX_PENDING_BYTES:
+                self._log.warn(
+                    "station {station_id} does not read its socket: dropping the connection",
+                    station_id=self.station_id,
+                )
+                self.dropConnection(abort=True)
+                return
+        self.sendMessage(data)
+
     def _cancel_timer(self, name: str) -> None:
         timer = self._timers.pop(name, None)
         if timer is not None and timer.active():
@@ -196,7 +253,7 @@ class StationProtocol(WebSocketServerProtocol):
 
     def _timer_fired(self, name: str) -> None:
         self._timers.pop(name, None)
-        self._run(self.session.timer_fired(name))
+        self._event(self.session.timer_fired, name)
 
     def _call(self, effect: RPC) -> None:
         d = getattr(self.factory.rpc, effect.method)(self.sid, effect.request)
@@ -206,14 +263,9 @@ class StationProtocol(WebSocketServerProtocol):
             callbackArgs=(effect.token,),
             errbackArgs=(effect.token,),
         )
-        d.addErrback(
-            lambda f: self._log.failure(
-                "station {station_id}: error handling an RPC result", f, station_id=self.station_id
-            )
-        )
 
     def _rpc_succeeded(self, response: Any, token: int) -> None:
-        self._run(self.session.rpc_succeeded(token, response))
+        self._event(self.session.rpc_succeeded, token, response)
 
     def _rpc_failed(self, failure: Any, token: int) -> None:
         if failure.check(RPCUnavailable):
@@ -223,7 +275,7 @@ class StationProtocol(WebSocketServerProtocol):
                 "station {station_id}: unexpected RPC error", failure, station_id=self.station_id
             )
             reason = "RPC failed"
-        self._run(self.session.rpc_failed(token, reason))
+        self._event(self.session.rpc_failed, token, reason)
 
     def _close(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
@@ -242,6 +294,7 @@ class StationFactory(WebSocketServerFactory):
         hub: Hub,
         rpc: IRPCClient,
         catalogs: Mapping[str, Catalog],
+        validators: Mapping[str, Validator],
         settings: SessionSettings,
         ocpp_path: str,
         forward_headers: Sequence[str],
@@ -253,6 +306,7 @@ class StationFactory(WebSocketServerFactory):
         self.hub = hub
         self.rpc = rpc
         self.catalogs = dict(catalogs)
+        self.validators = dict(validators)
         self.settings = settings
         self.prefix = ocpp_path.rstrip("/") + "/"
         self.forward_headers = [h.lower() for h in forward_headers]
@@ -265,6 +319,7 @@ class StationFactory(WebSocketServerFactory):
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_interval / 2 if ping_interval else 0,
             webStatus=False,
+            failByDrop=False,  # send the close code (1009, 1002, …) before dropping
         )
 
     def station_id_for(self, path: str) -> str | None:

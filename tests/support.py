@@ -1,4 +1,5 @@
-"""Real parts for end-to-end tests: a redis-server, a gRPC backend, the gateway, OCPP stations."""
+"""Real parts for end-to-end tests: a redis-server, a gRPC or HTTP backend, the gateway, OCPP
+stations."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import websockets
+from google.protobuf import json_format
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
+from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from ocppcable.demo import OCPPApplication, RecordedCall
 from ocppcable.options import Options
+from ocppcable.protos.rpc_pb2 import CommandMessage, ConnectionRequest, DisconnectRequest
 from ocppcable.rpc.grpc_server import serve
 from ocppcable.service import makeService
 
@@ -263,3 +272,94 @@ async def open_station(
 async def raw_socket(url: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)) -> Any:
     """A bare WebSocket (no OCPP client) for frames no real client would send."""
     return await websockets.connect(url, subprotocols=list(subprotocols), open_timeout=TIMEOUT)
+
+
+# --- HTTP: an AnyCable HTTP RPC backend, a client for the HTTP broadcaster ------------------------
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request an :class:`HTTPBackend` received."""
+
+    method: str  # "connect", "command", "disconnect"
+    headers: dict[str, str]  # lower-case names
+    body: dict[str, Any]
+
+
+class HTTPBackend(Resource):
+    """A :class:`Backend` served over AnyCable HTTP RPC by twisted.web in this process, answering
+    as anycable-rb's HTTP server does (snake_case JSON, integer status, 401 on a bad bearer)."""
+
+    isLeaf = True
+    REQUESTS = {
+        "connect": ConnectionRequest,
+        "command": CommandMessage,
+        "disconnect": DisconnectRequest,
+    }
+
+    def __init__(self, app: Backend, key: str | None = None) -> None:
+        super().__init__()
+        self.app = app
+        self.key = key
+        self.seen: list[SeenRequest] = []
+        self.status = 200  # answer every request with this HTTP status
+        self.body: bytes | None = None  # answer every request with this body
+        self.stall = False  # send the headers, then never the body
+        self.drop = False  # close the connection without an answer
+        self.stalled: list[Deferred[None]] = []  # their notifyFinish(): fails when closed
+        self.url = ""  # the base URL for --rpc-host, once started
+        self._port: Any = None
+
+    def render_POST(self, request: Request) -> Any:
+        method = request.postpath[-1].decode()
+        headers = {
+            name.decode().lower(): values[-1].decode()
+            for name, values in request.requestHeaders.getAllRawHeaders()
+        }
+        body = request.content.read()
+        self.seen.append(SeenRequest(method, headers, json.loads(body)))
+        if self.drop:
+            request.transport.abortConnection()
+            return NOT_DONE_YET
+        if self.key is not None and headers.get("authorization") != f"Bearer {self.key}":
+            request.setResponseCode(401)
+            return b"Unauthorized"
+        if method not in self.REQUESTS:
+            request.setResponseCode(404)
+            return b"Not found"
+        request.setResponseCode(self.status)
+        request.setHeader(b"content-type", b"application/json")
+        if self.stall:
+            request.write(b'{"status":')
+            self.stalled.append(request.notifyFinish())
+            return NOT_DONE_YET
+        if self.body is not None:
+            return self.body
+        prefix = "x-anycable-meta-"
+        meta = {k[len(prefix) :]: v for k, v in headers.items() if k.startswith(prefix)}
+        message = json_format.Parse(body, self.REQUESTS[method]())
+        response = getattr(self.app, method)(message, meta)
+        fields = json_format.MessageToDict(
+            response, preserving_proto_field_name=True, use_integers_for_enums=True
+        )
+        return json.dumps(fields).encode()
+
+    def requests(self, method: str) -> list[SeenRequest]:
+        return [seen for seen in self.seen if seen.method == method]
+
+    async def start(self, reactor: Any) -> str:
+        """Listen on a free loopback port; returns the base URL for ``--rpc-host``."""
+        endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        self._port = await endpoint.listen(Site(self))
+        self.url = f"http://127.0.0.1:{self._port.getHost().port}/_anycable"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._port is not None:
+            await self._port.stopListening()
+            self._port = None
+
+
+def http_client(reactor: Any) -> HTTPClient:
+    """A treq client whose connections do not outlive a request (no idle sockets after tests)."""
+    return HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))

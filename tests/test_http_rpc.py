@@ -1,0 +1,429 @@
+"""AnyCable RPC over HTTP: a station through the gateway to a real HTTP RPC backend, the JSON
+codec, failure handling and the circuit breaker."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import pytest_twisted
+from ocpp.exceptions import InternalError
+from ocpp.v16 import call
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.error import ConnectionClosed
+from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
+
+from ocppcable import keys
+from ocppcable.options import Options
+from ocppcable.protos.rpc_pb2 import (
+    ERROR,
+    SUCCESS,
+    CommandMessage,
+    CommandResponse,
+    ConnectionRequest,
+    Env,
+)
+from ocppcable.rpc.breaker import CircuitBreaker, State
+from ocppcable.rpc.http_client import HTTPRPCClient, decode_response, encode_request
+from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
+from ocppcable.service import make_rpc
+from tests.support import (
+    TIMEOUT,
+    Backend,
+    HTTPBackend,
+    aio,
+    free_port,
+    http_client,
+    open_station,
+    wait_for,
+)
+
+SECRET = "s3cret"
+RPC_KEY = keys.derive(SECRET, keys.RPC_PHRASE)
+BROADCAST_KEY = keys.derive(SECRET, keys.BROADCAST_PHRASE)
+BOOT = call.BootNotification(charge_point_model="M1", charge_point_vendor="V")
+
+
+@pytest.fixture
+def http_backend(reactor):
+    server = HTTPBackend(Backend(), key=RPC_KEY)
+    pytest_twisted.blockon(ensureDeferred(server.start(reactor)))
+    yield server
+    pytest_twisted.blockon(ensureDeferred(server.stop()))
+
+
+async def _gateway(start_gateway, rpc_host, *args):
+    # the HTTP broadcaster, on the main port (--secret derives its key): no Redis, no fixed port
+    return await start_gateway(
+        f"--rpc-host={rpc_host}", f"--secret={SECRET}", "--broadcast-adapter=http", *args
+    )
+
+
+async def _boot_fails(gateway, station_id="CP-1"):
+    """Boot a station whose backend fails; returns the CALLERROR and how long it took."""
+    conn = await aio(open_station(gateway.url(station_id), station_id))
+    started = time.monotonic()
+    try:
+        with pytest.raises(InternalError) as info:
+            await aio(conn.station.call(BOOT, suppress=False))
+        return info.value, time.monotonic() - started
+    finally:
+        await aio(conn.close())
+
+
+# --- end to end -----------------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_charging_session_over_http_rpc(start_gateway, http_backend, reactor):
+    backend = http_backend.app
+    gateway = await _gateway(start_gateway, http_backend.url)
+    conn = await aio(open_station(gateway.url("CP-1"), "CP-1"))
+    cp = conn.station
+
+    boot = await aio(
+        cp.call(
+            call.BootNotification(
+                charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
+            )
+        )
+    )
+    assert boot.status == "Accepted" and boot.interval == 60
+    auth = await aio(cp.call(call.Authorize(id_tag="TAG-OK")))
+    assert auth.id_tag_info["status"] == "Accepted"
+    start = await aio(
+        cp.call(
+            call.StartTransaction(
+                connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
+            )
+        )
+    )
+    assert start.transaction_id == 1
+    values = await aio(
+        cp.call(
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=1,
+                meter_value=[
+                    {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
+                ],
+            )
+        )
+    )
+    assert values is not None
+    stop = await aio(
+        cp.call(
+            call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
+        )
+    )
+    assert stop is not None
+
+    assert [c.method for c in backend.calls][:2] == ["connect", "subscribe"]
+    actions = [c.action for c in backend.recorded("message")]
+    assert actions == [
+        "boot_notification", "authorize", "start_transaction", "meter_values", "stop_transaction"
+    ]  # fmt: skip
+
+    # every request: JSON, the derived bearer key, the session's meta headers
+    sids = set()
+    for seen in http_backend.seen:
+        assert seen.headers["content-type"] == "application/json"
+        assert seen.headers["authorization"] == f"Bearer {RPC_KEY}"
+        assert seen.headers["x-anycable-meta-protov"] == "v1"
+        sids.add(seen.headers["x-anycable-meta-sid"])
+    assert len(sids) == 1 and all(sids)
+    assert backend.calls[0].meta == {"sid": sids.pop(), "protov": "v1"}
+
+    # bodies: snake_case proto field names, zero values omitted
+    connect = http_backend.requests("connect")[0].body
+    assert set(connect) == {"env"}
+    assert connect["env"]["url"] == f"http://127.0.0.1:{gateway.port}/ocpp/CP-1"
+    subscribe, boot_message = (seen.body for seen in http_backend.requests("command")[:2])
+    assert subscribe["command"] == "subscribe" and "data" not in subscribe
+    assert subscribe["connection_identifiers"] == '{"station_id":"CP-1"}'
+    assert boot_message["command"] == "message"
+    assert json.loads(boot_message["data"])["action"] == "boot_notification"
+
+    # a remote command through the HTTP broadcaster on the main port
+    publication = {
+        "stream": "ocpp:ev/SN-1",
+        "data": json.dumps(
+            {"command": "TriggerMessage", "id": "trig-1", "payload": {"requestedMessage": "Heartbeat"}}
+        ),
+    }  # fmt: skip
+    response = (
+        await http_client(reactor)
+        .post(
+            f"http://127.0.0.1:{gateway.port}/_broadcast",
+            data=json.dumps(publication).encode(),
+            headers={"Authorization": f"Bearer {BROADCAST_KEY}"},
+        )
+        .addTimeout(TIMEOUT, reactor)
+    )
+    assert response.code == 201
+    command = await aio(cp.commands.get())
+    assert command == ("TriggerMessage", {"requestedMessage": "Heartbeat"})
+    acks = await wait_for(lambda: backend.recorded("message", "ack"), reactor)
+    assert acks[0].data["payload"] == {"status": "Accepted"}
+
+    await aio(conn.close())
+    disconnects = await wait_for(lambda: http_backend.requests("disconnect"), reactor)
+    body = disconnects[0].body
+    assert json.loads(body["identifiers"]) == {"station_id": "CP-1"}
+    assert body["subscriptions"] == [subscribe["identifier"]]
+    assert json.loads(body["env"]["istate"][subscribe["identifier"]]) == {"station_id": "CP-1"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_backend_error_status_is_internal_error_without_retry(
+    start_gateway, http_backend, fail_on_logged_errors
+):
+    http_backend.status = 500
+    gateway = await _gateway(start_gateway, http_backend.url)
+    error, took = await _boot_fails(gateway)
+    assert "status 500" in error.description
+    assert took < 1.0
+    assert [seen.method for seen in http_backend.seen] == ["connect"]  # not retried
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_bearer_key_is_internal_error(start_gateway, http_backend):
+    gateway = await _gateway(start_gateway, http_backend.url, "--http-rpc-secret=wrong")
+    error, _ = await _boot_fails(gateway)
+    assert "status 401" in error.description
+    assert http_backend.seen[0].headers["authorization"] == "Bearer wrong"
+
+
+@pytest_twisted.ensureDeferred
+async def test_malformed_backend_response_is_internal_error(start_gateway, http_backend):
+    http_backend.body = b"<html>not json</html>"
+    gateway = await _gateway(start_gateway, http_backend.url)
+    error, _ = await _boot_fails(gateway)
+    assert "malformed backend response to connect" in error.description
+
+
+@pytest_twisted.ensureDeferred
+async def test_closed_backend_port_is_internal_error_within_rpc_timeout(start_gateway):
+    closed = f"http://127.0.0.1:{free_port()}/_anycable"
+    gateway = await _gateway(start_gateway, closed, "--rpc-timeout=1")
+    _, took = await _boot_fails(gateway)
+    assert took < 1.5
+
+
+@pytest_twisted.ensureDeferred
+async def test_dropped_connections_are_retried_within_rpc_timeout(start_gateway, http_backend):
+    http_backend.drop = True
+    gateway = await _gateway(start_gateway, http_backend.url, "--rpc-timeout=1")
+    error, took = await _boot_fails(gateway)
+    assert "unreachable" in error.description
+    # attempts at 0, 0.1, 0.3 and 0.7 s; the next one (1.5 s) would be over budget
+    assert len(http_backend.requests("connect")) == 4
+    assert 0.6 < took < 1.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_stalled_response_body_times_out_and_closes_the_connection(
+    start_gateway, http_backend, reactor
+):
+    http_backend.stall = True  # headers, then nothing
+    gateway = await _gateway(start_gateway, http_backend.url, "--rpc-timeout=0.5")
+    _, took = await _boot_fails(gateway)
+    assert took < 1.5
+    with pytest.raises(ConnectionClosed):  # the gateway gave up on it: not left open
+        await http_backend.stalled[0].addTimeout(1, reactor)
+
+
+# --- the client on its own ------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_authorization_header_when_the_key_is_none(http_backend, reactor):
+    http_backend.key = None
+    options = Options(environ={})
+    options.parseOptions(
+        [f"--rpc-host={http_backend.url}", f"--secret={SECRET}", "--http-rpc-secret=none"]
+    )
+    client = make_rpc(options, reactor)
+    assert isinstance(client, HTTPRPCClient) and client.target == http_backend.url
+    client.startService()
+    try:
+        request = ConnectionRequest(env=Env(url="http://gw/ocpp/CP-1"))
+        response = await client.connect("sid-1", request).addTimeout(TIMEOUT, reactor)
+    finally:
+        await client.stopService()
+    assert response.status == SUCCESS
+    assert "authorization" not in http_backend.seen[0].headers
+
+
+@pytest_twisted.ensureDeferred
+async def test_backend_cookies_are_not_sent_back(http_backend, reactor):
+    render = http_backend.render_POST
+
+    def with_cookie(request):
+        request.addCookie(b"_session", b"station-1", path=b"/")
+        return render(request)
+
+    http_backend.render_POST = with_cookie
+    client = HTTPRPCClient(reactor, http_backend.url, RPC_KEY, concurrency=4, timeout=TIMEOUT)
+    client.startService()
+    try:
+        for sid in ("sid-1", "sid-2"):
+            await client.connect(sid, ConnectionRequest()).addTimeout(TIMEOUT, reactor)
+    finally:
+        await client.stopService()
+    assert [seen.headers.get("cookie") for seen in http_backend.seen] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        ([f"--secret={SECRET}"], RPC_KEY),
+        ([f"--secret={SECRET}", "--http-rpc-secret=explicit"], "explicit"),
+        (["--http-rpc-secret=explicit"], "explicit"),
+        ([], None),
+    ],
+)
+def test_rpc_key_from_options(args, key, reactor):
+    options = Options(environ={})
+    options.parseOptions(["--rpc-host=https://backend.example/_anycable", *args])
+    client = make_rpc(options, reactor)
+    assert verifyObject(IRPCClient, client)
+    assert client.key == key
+
+
+def test_an_http_rpc_host_needs_a_host():
+    from twisted.python.usage import UsageError
+
+    with pytest.raises(UsageError, match="--rpc-host"):
+        Options(environ={}).parseOptions(["--rpc-host=http:///_anycable"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_circuit_opens_when_the_backend_stays_down(http_backend, reactor):
+    http_backend.drop = True
+    client = HTTPRPCClient(reactor, http_backend.url, RPC_KEY, concurrency=4, timeout=0.15)
+    client.startService()
+    try:
+        calls = 0
+        while client.breaker.state is not State.OPEN:
+            calls += 1
+            assert calls <= 10
+            with pytest.raises(RPCUnavailable, match="unreachable"):
+                await client.connect("sid", ConnectionRequest()).addTimeout(TIMEOUT, reactor)
+        assert len(http_backend.seen) == 10
+        started = time.monotonic()
+        with pytest.raises(RPCUnavailable, match=r"backend unavailable \(circuit open\)"):
+            await client.command("sid", CommandMessage()).addTimeout(TIMEOUT, reactor)
+        assert time.monotonic() - started < 0.05
+        assert len(http_backend.seen) == 10  # refused without a request
+    finally:
+        await client.stopService()
+
+
+# --- JSON codec -----------------------------------------------------------------------------------
+
+
+def test_requests_use_snake_case_and_omit_zero_values():
+    request = CommandMessage(
+        command="message",
+        identifier="{}",
+        connection_identifiers='{"station_id":"CP-1"}',
+        env=Env(url="http://gw/ocpp/CP-1", headers={"cookie": "a=b"}),
+    )
+    assert json.loads(encode_request(request)) == {
+        "command": "message",
+        "identifier": "{}",
+        "connection_identifiers": '{"station_id":"CP-1"}',
+        "env": {"url": "http://gw/ocpp/CP-1", "headers": {"cookie": "a=b"}},
+    }
+
+
+def test_responses_parse_integer_status_and_ignore_unknown_fields():
+    body = b'{"status":1,"stop_streams":true,"streams":["s"],"error_msg":"","surprise":42}'
+    response = decode_response("command", body, CommandResponse())
+    assert response.status == SUCCESS and response.stop_streams and list(response.streams) == ["s"]
+
+
+def test_a_response_without_status_is_an_error():
+    assert decode_response("command", b"{}", CommandResponse()).status == ERROR
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b'"x"', b'{"streams":"s"}'])
+def test_malformed_responses(body):
+    with pytest.raises(RPCUnavailable, match="malformed backend response to command"):
+        decode_response("command", body, CommandResponse())
+
+
+# --- circuit breaker ------------------------------------------------------------------------------
+
+
+def _outcomes(breaker, failures, successes=0):
+    for success in [False] * failures + [True] * successes:
+        generation = breaker.admit()
+        assert generation is not None
+        breaker.record(generation, success)
+
+
+def test_breaker_opens_at_ten_requests_with_80_percent_failures():
+    breaker = CircuitBreaker(Clock())
+    _outcomes(breaker, failures=7, successes=2)
+    assert breaker.state is State.CLOSED  # 9 requests: too few to judge
+    _outcomes(breaker, failures=1)
+    assert breaker.state is State.OPEN  # 8 of 10 failed
+    assert breaker.admit() is None
+
+
+def test_breaker_stays_closed_below_80_percent_failures():
+    breaker = CircuitBreaker(Clock())
+    _outcomes(breaker, failures=7, successes=3)
+    _outcomes(breaker, failures=1)
+    assert breaker.state is State.CLOSED  # 8 of 11 failed
+
+
+def test_breaker_counts_in_ten_second_windows():
+    clock = Clock()
+    breaker = CircuitBreaker(clock)
+    _outcomes(breaker, failures=9)
+    clock.advance(10)
+    _outcomes(breaker, failures=9)
+    assert breaker.state is State.CLOSED
+
+
+def test_breaker_half_opens_after_five_seconds_and_closes_after_probes():
+    clock = Clock()
+    breaker = CircuitBreaker(clock)
+    _outcomes(breaker, failures=10)
+    clock.advance(4.9)
+    assert breaker.admit() is None
+    clock.advance(0.1)
+    assert breaker.state is State.HALF_OPEN
+    probes = [breaker.admit() for _ in range(5)]
+    assert None not in probes and breaker.admit() is None  # only a few probes at a time
+    for generation in probes:
+        breaker.record(generation, True)
+    assert breaker.state is State.CLOSED
+    assert breaker.admit() is not None
+
+
+def test_breaker_reopens_when_a_probe_fails():
+    clock = Clock()
+    breaker = CircuitBreaker(clock)
+    _outcomes(breaker, failures=10)
+    clock.advance(5)
+    _outcomes(breaker, failures=1)
+    assert breaker.state is State.OPEN
+    clock.advance(4.9)
+    assert breaker.admit() is None
+
+
+def test_breaker_ignores_outcomes_of_requests_from_before_a_state_change():
+    clock = Clock()
+    breaker = CircuitBreaker(clock)
+    slow = breaker.admit()
+    _outcomes(breaker, failures=9)  # 9 of 10 requests failed, the slow one still open
+    clock.advance(5)
+    assert breaker.state is State.HALF_OPEN
+    breaker.record(slow, False)  # admitted while closed: does not decide the probes
+    assert breaker.state is State.HALF_OPEN
