@@ -97,6 +97,19 @@ _ALIASES = {
 }
 
 
+def _naming(flag: str, coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``coerce`` with errors that name the flag (usage.Options' own message does not)."""
+
+    def named(value: Any) -> Any:
+        try:
+            return coerce(value)
+        except ValueError as e:
+            raise ValueError(f"--{flag}: {e}") from None
+
+    named.coerceDoc = getattr(coerce, "coerceDoc", None)  # type: ignore[attr-defined]
+    return named
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
@@ -201,8 +214,9 @@ class Options(usage.Options):
         [
             "broadcast-adapter",
             None,
-            "redis",
-            f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)}.",
+            None,
+            f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)} "
+            "[default: http,redis; http alone with --rpc-host=demo].",
             comma_list,
         ],
         [
@@ -242,6 +256,10 @@ class Options(usage.Options):
             "With --rpc-host=demo: idTags the demo backend accepts (default: any).",
             comma_list,
         ],
+    ]
+
+    optParameters = [
+        [*p[:4], _naming(p[0], p[4])] if len(p) > 4 else p for p in optParameters
     ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -290,7 +308,7 @@ class Options(usage.Options):
                 try:
                     self[name] = param[4](self[name])
                 except ValueError as e:
-                    raise usage.UsageError(f"--{name}: {e}") from None
+                    raise usage.UsageError(str(e)) from None
         self["ocpp-path"] = self._url_path("ocpp-path", "/ocpp")
         self["http-broadcast-path"] = self._url_path("http-broadcast-path", "/_broadcast")
         rpc_host = self["rpc-host"]
@@ -300,6 +318,8 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--rpc-host: an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable"
             )
+        if self["broadcast-adapter"] is None:
+            self["broadcast-adapter"] = ["http"] if rpc_host == "demo" else ["http", "redis"]
         unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]
         if unknown:
             raise usage.UsageError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
@@ -36,33 +36,53 @@ class Listener(Service):
         self.reactor = reactor
         self.description = description
         self.factory = factory
-        self.listening: Deferred[IListeningPort] | None = None
+        self.port: IListeningPort | None = None
+        self._binding: Deferred[None] | None = None
+        self._waiting: list[Deferred[IListeningPort]] = []
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        self.listening = serverFromString(self.reactor, self.description).listen(self.factory)
-        self.listening.addCallback(self._listening)
-        self.listening.addErrback(self._failed)
+        listening = serverFromString(self.reactor, self.description).listen(self.factory)
+        self._binding = listening.addCallbacks(self._listening, self._failed)
 
     def startService(self) -> None:
-        if self.listening is None:
+        if self._binding is None:
             self.privilegedStartService()
         super().startService()
 
-    def _listening(self, port: IListeningPort) -> IListeningPort:
+    def when_listening(self) -> Deferred[IListeningPort]:
+        """Fires with the listening port (tests read the port number from it)."""
+        if self.port is not None:
+            return succeed(self.port)
+        d: Deferred[IListeningPort] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def _listening(self, port: IListeningPort) -> None:
         log.info("listening on {address}", address=port.getHost())
-        return port
+        self.port = port
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(port)
 
     def _failed(self, failure: Any) -> None:
         log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(failure)
         self.reactor.stop()
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
-        listening, self.listening = self.listening, None
-        if listening is None:
+        binding, self._binding = self._binding, None
+        if binding is None:
             return None
-        return listening.addCallback(lambda port: port.stopListening() if port else None)
+
+        def stop(_: None) -> Any:
+            port, self.port = self.port, None
+            return port.stopListening() if port is not None else None
+
+        return binding.addCallback(stop)
 
 
 class Gateway(MultiService):

@@ -189,14 +189,16 @@ class Gateway:
 
     def __init__(self, reactor: Any, args: list[str]) -> None:
         options = Options(environ={})
-        options.parseOptions(["--listen=tcp:0:interface=127.0.0.1", *args])
+        options.parseOptions(
+            ["--listen=tcp:0:interface=127.0.0.1", "--http-broadcast-port=0", *args]
+        )
         self.options = options
         self.service = makeService(options, reactor)
         self.port = 0
 
     async def start(self) -> Gateway:
         self.service.startService()
-        port = await self.service.listeners[0].listening
+        port = await self.service.listeners[0].when_listening()
         self.port = port.getHost().port
         return self
 

@@ -135,7 +135,7 @@ async def test_without_a_key_it_listens_on_its_own_port(start_gateway, reactor):
     broadcaster = gateway.service.getServiceNamed("broadcast-http")
     assert broadcaster.key is None and "no auth" in broadcaster.description
     [listener] = broadcaster
-    port = (await listener.listening).getHost().port
+    port = (await listener.when_listening()).getHost().port
     assert port != gateway.port
     main = f"http://127.0.0.1:{gateway.port}/_broadcast"
     assert await _post(reactor, main, TRIGGER, key=None) == 404
