@@ -24,11 +24,16 @@ class MalformedMessage(ValueError):
     """A backend transmission or broadcast that cannot be mapped to OCPP."""
 
 
-def channel_identifier(channel: str, station_id: str, serial: str | None) -> str:
-    """``{"channel":…,"id":…,"sn":…}`` with keys in that order, ``sn`` omitted when unknown."""
+def channel_identifier(
+    channel: str, station_id: str, serial: str | None, protocol: str | None = None
+) -> str:
+    """``{"channel":…,"id":…,"sn":…,"protocol":…}`` with keys in that order, ``sn`` omitted
+    when unknown and ``protocol`` when not given."""
     identifier: dict[str, str] = {"channel": channel, "id": station_id}
     if serial:
         identifier["sn"] = serial
+    if protocol:
+        identifier["protocol"] = protocol
     return _encode(identifier)
 
 

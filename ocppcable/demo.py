@@ -103,7 +103,8 @@ class OCPPApplication:
             payload=_encode(data.get("payload")),
         )
         handler = getattr(self, "on_" + str(data.get("action")), None)
-        reply = handler(data) if handler is not None else None
+        params = json.loads(request.identifier)
+        reply = handler(data, params.get("protocol", "ocpp1.6")) if handler is not None else None
         if reply is None:
             return CommandResponse(status=SUCCESS)
         return CommandResponse(
@@ -135,14 +136,27 @@ class OCPPApplication:
         accepted = self.id_tags is None or id_tag in self.id_tags
         return {"status": "Accepted" if accepted else "Invalid"}
 
-    def on_boot_notification(self, data: dict[str, Any]) -> dict[str, Any]:
+    # Handlers get the perform data and the station's OCPP version ("protocol" in the channel
+    # identifier; absent for 1.6) and return an Ack payload, or None for the default reply.
+
+    def on_boot_notification(self, data: dict[str, Any], protocol: str) -> dict[str, Any]:
         return {"status": "Accepted", "currentTime": _now(), "interval": self.heartbeat_interval}
 
-    def on_authorize(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {"idTagInfo": self._id_tag_info(data["payload"].get("idTag"))}
+    def on_authorize(self, data: dict[str, Any], protocol: str) -> dict[str, Any]:
+        payload = data["payload"]
+        if protocol == "ocpp1.6":
+            return {"idTagInfo": self._id_tag_info(payload.get("idTag"))}
+        return {"idTokenInfo": self._id_tag_info(payload.get("idToken", {}).get("idToken"))}
 
-    def on_start_transaction(self, data: dict[str, Any]) -> dict[str, Any]:
+    def on_start_transaction(self, data: dict[str, Any], protocol: str) -> dict[str, Any]:
         return {
             "transactionId": next(self._transaction_ids),
             "idTagInfo": self._id_tag_info(data["payload"].get("idTag")),
         }
+
+    def on_transaction_event(self, data: dict[str, Any], protocol: str) -> dict[str, Any] | None:
+        """2.x: a transaction started with an idToken gets that token's status."""
+        id_token = data["payload"].get("idToken")
+        if data["payload"].get("eventType") != "Started" or not id_token:
+            return None
+        return {"idTokenInfo": self._id_tag_info(id_token.get("idToken"))}

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from twisted.python import usage
 
 BROADCAST_ADAPTERS = ("http", "redis")
+OCPP_VERSIONS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -129,6 +130,13 @@ class Options(usage.Options):
             "ssl:8443:privateKey=key.pem:certKey=cert.pem; overrides --host/--port.",
         ],
         ["ocpp-path", None, "/ocpp", "URL path under which stations connect: <path>/<id>."],
+        [
+            "ocpp-versions",
+            None,
+            ",".join(OCPP_VERSIONS),
+            "OCPP versions (WebSocket subprotocols) to accept, e.g. ocpp1.6,ocpp2.0.1.",
+            comma_list,
+        ],
         [
             "rpc-host",
             None,
@@ -258,9 +266,7 @@ class Options(usage.Options):
         ],
     ]
 
-    optParameters = [
-        [*p[:4], _naming(p[0], p[4])] if len(p) > 4 else p for p in optParameters
-    ]
+    optParameters = [[*p[:4], _naming(p[0], p[4])] if len(p) > 4 else p for p in optParameters]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
@@ -318,6 +324,14 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--rpc-host: an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable"
             )
+        versions = [v if v.startswith("ocpp") else f"ocpp{v}" for v in self["ocpp-versions"]]
+        unknown = [v for v in versions if v not in OCPP_VERSIONS]
+        if unknown or not versions:
+            raise usage.UsageError(
+                f"--ocpp-versions: unknown version(s) {', '.join(unknown) or '(none given)'}; "
+                f"choose from {', '.join(OCPP_VERSIONS)}"
+            )
+        self["ocpp-versions"] = versions
         if self["broadcast-adapter"] is None:
             self["broadcast-adapter"] = ["http"] if rpc_host == "demo" else ["http", "redis"]
         unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]

@@ -16,8 +16,8 @@ from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
 from ocppcable.broadcast.redis import RedisBroadcaster
 from ocppcable.hub import Hub
-from ocppcable.ocpp import v16
-from ocppcable.ocpp.validation import Validator
+from ocppcable.ocpp import v16, v21, v201
+from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
@@ -26,7 +26,7 @@ from ocppcable.websocket import StationFactory
 
 log = Logger()
 
-CATALOGS = {catalog.subprotocol: catalog for catalog in (v16.CATALOG,)}
+CATALOGS = {c.subprotocol: c for c in (v21.CATALOG, v201.CATALOG, v16.CATALOG)}
 
 
 class Listener(Service):
@@ -154,8 +154,9 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
     )
+    catalogs = {version: CATALOGS[version] for version in config["ocpp-versions"]}
     validators = (
-        {name: Validator(catalog) for name, catalog in CATALOGS.items()}
+        {name: validator_for(catalog) for name, catalog in catalogs.items()}
         if config["ocpp-validate"]
         else {}
     )
@@ -163,7 +164,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         reactor=reactor,
         hub=hub,
         rpc=rpc,
-        catalogs=CATALOGS,
+        catalogs=catalogs,
         validators=validators,
         settings=settings,
         ocpp_path=config["ocpp-path"],

@@ -117,6 +117,8 @@ class _InboundCall:
     action: str
     payload: dict[str, Any]
     answered: bool = False
+    #: a 2.1 SEND: performed like a CALL, but nothing is ever sent back
+    unconfirmed: bool = False
     #: the backend sent Defer: it will answer by broadcast, the default reply waits
     deferred: bool = False
 
@@ -193,12 +195,23 @@ class Session:
         if not self._within_rate_limit():
             return self._rate_limited(text)
         try:
-            message = framing.parse(text)
+            message = framing.parse(text, self.catalog.message_types)
         except framing.FrameError as e:
             return self._frame_error(e)
         self._format_errors = 0
         if isinstance(message, framing.Call):
             return self._on_call(message)
+        if isinstance(message, framing.Send):
+            return self._on_send(message)
+        if isinstance(message, framing.CallResultError):
+            log.warn(
+                "station {station_id} could not process our reply {unique_id}: {code} {reason}",
+                station_id=self.station_id,
+                unique_id=message.unique_id,
+                code=message.code,
+                reason=message.description,
+            )
+            return []
         return self._on_reply(message)
 
     def _within_rate_limit(self) -> bool:
@@ -372,6 +385,35 @@ class Session:
         effects.append(StartTimer(_CALL_TIMER + uid, self.settings.rpc_timeout))
         return effects + self._pump()
 
+    def _on_send(self, message: framing.Send) -> list[Effect]:
+        """A 2.1 SEND: no reply of any kind, whatever happens to it."""
+        effects: list[Effect] = []
+        if self._idle:
+            self._idle = False
+            effects.append(CancelTimer(IDLE_TIMER))
+        problem = None
+        if message.action not in self.catalog.send_actions:
+            problem = "not a SEND action of this version"
+        elif message.unique_id in self._waiting:
+            problem = "uniqueId already in flight"
+        elif self.validator is not None:
+            try:
+                self.validator.check_send(message.action, message.payload)
+            except Violation as e:
+                problem = e.description
+        if problem is not None:
+            log.info(
+                "station {station_id}: SEND {action} dropped: {reason}",
+                station_id=self.station_id,
+                action=message.action,
+                reason=problem,
+            )
+            return effects
+        call = _InboundCall(message.unique_id, message.action, message.payload, unconfirmed=True)
+        self._waiting[call.unique_id] = call
+        self._inbox.append(call)
+        return effects + self._pump()
+
     def _refuse(self, uid: str, kind: ErrorKind, description: str) -> list[Effect]:
         return [Send(framing.encode_error(uid, self.catalog.error_code(kind), description))]
 
@@ -399,8 +441,9 @@ class Session:
             request = ConnectionRequest(env=Env(url=self.url, headers=self.headers))
             return [self._rpc("connect", "connect", request, call)]
         if self.identifier is None:
+            protocol = self.catalog.subprotocol if self.catalog.announce_protocol else None
             self.identifier = cable.channel_identifier(
-                self.settings.channel, self.station_id, self.serial
+                self.settings.channel, self.station_id, self.serial, protocol
             )
         if not self.subscribed:
             request = CommandMessage(
@@ -650,6 +693,8 @@ class Session:
             return []
         call.answered = True
         del self._waiting[call.unique_id]
+        if call.unconfirmed:
+            return []
         return [Send(text), CancelTimer(_CALL_TIMER + call.unique_id)]
 
     def _answer_error(self, call: _InboundCall, kind: ErrorKind, description: str) -> list[Effect]:
@@ -657,6 +702,8 @@ class Session:
         return self._answer(call, framing.encode_error(call.unique_id, code, description))
 
     def _answer_default(self, call: _InboundCall) -> list[Effect]:
+        if call.unconfirmed:
+            return self._answer(call, "")
         payload = self.catalog.default_reply(
             call.action, self.utc_now(), self.settings.heartbeat_interval
         )

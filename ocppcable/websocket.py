@@ -129,6 +129,7 @@ class StationProtocol(WebSocketServerProtocol):
         scheme = "https" if ISSLTransport.providedBy(self.transport) else "http"
         forwarded = {name: headers[name] for name in factory.forward_headers if headers.get(name)}
         forwarded["REMOTE_ADDR"] = getattr(self.transport.getPeer(), "host", "")
+        forwarded["sec-websocket-protocol"] = subprotocol
         self.session = Session(
             station_id=station_id,
             catalog=factory.catalogs[subprotocol],

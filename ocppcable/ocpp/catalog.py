@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ocppcable.ocpp.framing import ErrorKind
+from ocppcable.ocpp.framing import CORE_TYPES, ErrorKind
 
 
 class Default(enum.Enum):
@@ -41,6 +41,13 @@ class Catalog:
     #: request schemas are "<Action><suffix>.json" (1.6: "", 2.x: "Request"); responses are
     #: always "<Action>Response.json"
     request_schema_suffix: str = ""
+    #: message type ids the version defines (2.1 adds CALLRESULTERROR and SEND)
+    message_types: frozenset[int] = CORE_TYPES
+    #: actions a station sends as SEND frames (2.1), validated against "<Action>.json"
+    send_actions: frozenset[str] = frozenset()
+    #: put "protocol" in the channel identifier (off for 1.6: AnyCable-Go Pro apps expect
+    #: exactly {"channel","id","sn"})
+    announce_protocol: bool = True
 
     def error_code(self, kind: ErrorKind) -> str:
         return self.error_codes[kind]

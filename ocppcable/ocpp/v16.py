@@ -66,6 +66,7 @@ CATALOG = Catalog(
         }
     ),
     error_codes={
+        ErrorKind.RPC_FRAMEWORK: "FormationViolation",
         ErrorKind.FORMAT: "FormationViolation",
         ErrorKind.MESSAGE_TYPE: "FormationViolation",
         ErrorKind.NOT_IMPLEMENTED: "NotImplemented",
@@ -79,6 +80,7 @@ CATALOG = Catalog(
     },
     serial_number=_serial_number,
     schema_package="ocpp.v16",
+    announce_protocol=False,
     call_error_codes=frozenset(
         {
             "NotImplemented",

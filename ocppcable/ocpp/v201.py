@@ -99,6 +99,7 @@ COMMAND_ACTIONS: frozenset[str] = frozenset(
 #: OCPP-J 2.x spelling (FormatViolation, OccurrenceConstraintViolation); same in 2.1
 ERROR_CODES: Mapping[ErrorKind, str] = MappingProxyType(
     {
+        ErrorKind.RPC_FRAMEWORK: "RpcFrameworkError",
         ErrorKind.FORMAT: "FormatViolation",
         ErrorKind.MESSAGE_TYPE: "MessageTypeNotSupported",
         ErrorKind.NOT_IMPLEMENTED: "NotImplemented",

@@ -1,8 +1,8 @@
 """OCPP 2.1: every 2.0.1 action (unchanged direction and default reply) plus the 2.1 additions.
 
-Left out on purpose: ``NotifyPeriodicEventStream``, a SEND (message type 6): unconfirmed, with
-no response at all (and a schema named without the ``Request`` suffix), so it is neither a
-station CALL with a default reply nor a command.
+``NotifyPeriodicEventStream`` is a SEND (message type 6): unconfirmed, with no response at all
+(and a schema named without the ``Request`` suffix), so it is listed in ``send_actions``, not as
+a station CALL with a default reply nor as a command.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from ocppcable.ocpp import v201
 from ocppcable.ocpp.catalog import Catalog, Default
+from ocppcable.ocpp.framing import TYPES_21
 
 #: Charging Station → CSMS actions new in 2.1
 NEW_STATION_ACTIONS: Mapping[str, Default] = MappingProxyType(
@@ -71,4 +72,6 @@ CATALOG = Catalog(
     schema_package="ocpp.v21",
     call_error_codes=v201.CALL_ERROR_CODES,
     request_schema_suffix="Request",
+    message_types=TYPES_21,
+    send_actions=frozenset({"NotifyPeriodicEventStream"}),
 )
