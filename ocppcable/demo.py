@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ from ocppcable.protos.rpc_pb2 import (
 log = Logger()
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+
+MAX_RECORDED = 10_000
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class OCPPApplication:
         #: idTags that authorize; None accepts any
         self.id_tags = None if id_tags is None else frozenset(id_tags)
         self.heartbeat_interval = heartbeat_interval
-        self.calls: list[RecordedCall] = []
+        #: the latest calls, for tests and for looking around (bounded: the demo may run long)
+        self.calls: deque[RecordedCall] = deque(maxlen=MAX_RECORDED)
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -97,11 +101,8 @@ class OCPPApplication:
             return CommandResponse(status=SUCCESS, stop_streams=True)
         data = json.loads(request.data)
         self._record(RecordedCall("message", request, dict(meta), data))
-        log.info(
-            "demo backend: {action} {payload}",
-            action=data.get("action"),
-            payload=_encode(data.get("payload")),
-        )
+        log.info("demo backend: {action}", action=data.get("action"))
+        log.debug("demo backend payload: {payload}", payload=_encode(data.get("payload")))
         handler = getattr(self, "on_" + str(data.get("action")), None)
         params = json.loads(request.identifier)
         reply = handler(data, params.get("protocol", "ocpp1.6")) if handler is not None else None

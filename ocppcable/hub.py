@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.logger import Logger
 
 from ocppcable import cable
 from ocppcable.broadcast import publication
+from ocppcable.metrics import IMetrics, NoMetrics
 
 log = Logger()
 
@@ -30,9 +32,11 @@ class Station(Protocol):
 class Hub:
     """Stream subscriptions and the station registry. Broadcast adapters feed :meth:`dispatch`."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: IMetrics | None = None) -> None:
+        self.metrics = metrics or NoMetrics()
         self._streams: dict[str, set[Station]] = {}
         self._stations: dict[str, Station] = {}
+        self._watchers: list[tuple[Callable[[str], None], Callable[[str], None]]] = []
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -54,13 +58,26 @@ class Hub:
     def station(self, station_id: str) -> Station | None:
         return self._stations.get(station_id)
 
+    def stations(self) -> list[Station]:
+        return list(self._stations.values())
+
     def __len__(self) -> int:
         return len(self._stations)
 
     # --- streams ---------------------------------------------------------------------------------
 
+    def watch(self, added: Callable[[str], None], removed: Callable[[str], None]) -> None:
+        """Call ``added(stream)`` when a stream gets its first station on this node and
+        ``removed(stream)`` when it loses its last one (pub/sub subscribes to just those)."""
+        self._watchers.append((added, removed))
+
     def join(self, stream: str, station: Station) -> None:
-        self._streams.setdefault(stream, set()).add(station)
+        members = self._streams.get(stream)
+        if members is None:
+            members = self._streams[stream] = set()
+            for added, _ in self._watchers:
+                added(stream)
+        members.add(station)
 
     def leave(self, stream: str, station: Station) -> None:
         members = self._streams.get(stream)
@@ -68,6 +85,8 @@ class Hub:
             members.discard(station)
             if not members:
                 del self._streams[stream]
+                for _, removed in self._watchers:
+                    removed(stream)
 
     def streams(self) -> list[str]:
         return list(self._streams)
@@ -82,7 +101,11 @@ class Hub:
         """
         delivered = 0
         skipped: list[publication.MalformedPublication] = []
-        items = publication.parse(body, skipped)
+        try:
+            items = publication.parse(body, skipped)
+        except publication.MalformedPublication:
+            self.metrics.broadcast(source, "dropped", 0)
+            raise
         for error in skipped:
             log.warn(
                 "dropped a malformed publication of a batch from {source}: {reason}",
@@ -94,6 +117,7 @@ class Hub:
                 delivered += self.remote_disconnect(item.identifiers, item.reconnect)
             else:
                 delivered += self.publish(item.stream, item.data, source)
+        self.metrics.broadcast(source, "delivered", delivered)
         return delivered
 
     def publish(self, stream: str, data: Any, source: str = "local") -> int:

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 from twisted.python import usage
 
-BROADCAST_ADAPTERS = ("http", "redis")
+BROADCAST_ADAPTERS = ("http", "redis", "redisx")
 OCPP_VERSIONS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -87,7 +89,8 @@ port_number.coerceDoc = "A TCP port, 0-65535 (0: any free port)."  # type: ignor
 def tcp_endpoint(port: int, host: str) -> str:
     """A server endpoint string for ``port`` on interface ``host``."""
     escaped = host.replace(":", "\\:")  # endpoint strings separate arguments with ':'
-    return f"tcp:{port}:interface={escaped}"
+    # a deep backlog: thousands of stations reconnect at once after a restart
+    return f"tcp:{port}:interface={escaped}:backlog=1024"
 
 
 #: extra environment variables accepted for an option, checked before ANYCABLE_/OCPPCABLE_ names
@@ -199,6 +202,14 @@ class Options(usage.Options):
             boolean,
         ],
         [
+            "ocpp-require-cert-match",
+            None,
+            False,
+            "With an mtls: listener, refuse stations whose client certificate CN is not their "
+            "station id.",
+            boolean,
+        ],
+        [
             "ocpp-rate-limit",
             None,
             20.0,
@@ -257,6 +268,40 @@ class Options(usage.Options):
         ["http-broadcast-path", None, "/_broadcast", "URL path of the HTTP broadcaster."],
         ["redis-url", None, "redis://localhost:6379", "Redis URL (redis:// or rediss://)."],
         ["redis-channel", None, "__anycable__", "Redis pub/sub channel for broadcasts."],
+        [
+            "redisx-stream",
+            None,
+            "__anycable__",
+            "Redis stream the redisx broadcaster reads (XADD <stream> * payload <json>).",
+        ],
+        [
+            "shutdown-timeout",
+            None,
+            30.0,
+            "Seconds a graceful stop (SIGTERM) may take: stations are closed over the first "
+            "half, Disconnect RPCs are made in the rest.",
+            positive_float,
+        ],
+        [
+            "disconnect-rate",
+            None,
+            100.0,
+            "Disconnect RPCs per second in normal operation (the queue is drained at shutdown).",
+            positive_float,
+        ],
+        [
+            "metrics-path",
+            None,
+            "/metrics",
+            "Path of the Prometheus endpoint on the main port (empty: off).",
+        ],
+        ["log-format", None, "text", "text, or json (one JSON object per line on stdout)."],
+        [
+            "log-level",
+            None,
+            "info",
+            "debug, info, warn, error or critical (debug includes OCPP payloads).",
+        ],
         [
             "demo-id-tags",
             None,
@@ -332,6 +377,12 @@ class Options(usage.Options):
                 f"choose from {', '.join(OCPP_VERSIONS)}"
             )
         self["ocpp-versions"] = versions
+        if self["metrics-path"]:
+            self["metrics-path"] = self._url_path("metrics-path", "/metrics")
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        if self["log-level"] not in LOG_LEVELS:
+            raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["broadcast-adapter"] is None:
             self["broadcast-adapter"] = ["http"] if rpc_host == "demo" else ["http", "redis"]
         unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]
@@ -340,7 +391,7 @@ class Options(usage.Options):
                 f"--broadcast-adapter: unknown adapter(s) {', '.join(unknown)}; "
                 f"choose from {', '.join(BROADCAST_ADAPTERS)}"
             )
-        if "redis" in self["broadcast-adapter"]:
+        if {"redis", "redisx"} & set(self["broadcast-adapter"]):
             if urlsplit(self["redis-url"]).scheme not in ("redis", "rediss"):
                 raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
         if "http" in self["broadcast-adapter"]:

@@ -5,23 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
 from twisted.web.resource import Resource
 
 from ocppcable import keys
 from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
 from ocppcable.broadcast.redis import RedisBroadcaster
+from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
 from ocppcable.hub import Hub
+from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
+from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
-from ocppcable.web import build_site
+from ocppcable.web import MetricsResource, build_site
 from ocppcable.websocket import StationFactory
 
 log = Logger()
@@ -88,13 +92,42 @@ class Listener(Service):
 class Gateway(MultiService):
     """The whole gateway; children start in the order added and stop in reverse."""
 
-    def __init__(self, hub: Hub, rpc: IRPCClient, stations: StationFactory) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        hub: Hub,
+        client: IRPCClient,
+        rpc: RateLimitedDisconnects,
+        stations: StationFactory,
+        metrics: PrometheusMetrics,
+        shutdown_timeout: float,
+    ) -> None:
         super().__init__()
+        self.reactor = reactor
         self.hub = hub
+        #: the RPC transport (gRPC, HTTP or the in-process demo backend)
+        self.client = client
+        #: what stations use: the transport with Disconnect RPCs queued
         self.rpc = rpc
         self.stations = stations
+        self.metrics = metrics
+        self.shutdown_timeout = shutdown_timeout
         self.listeners: list[Listener] = []
         self.broadcasters: list[Any] = []
+
+    #: installed as twistd's log observer when set (see :mod:`ocppcable.logs`)
+    log_observer: ILogObserver | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.stations.draining
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd hands the application itself here, before it starts logging: an
+        # ILogObserver component on it becomes the process's log observer
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
 
     def startService(self) -> None:
         super().startService()
@@ -108,8 +141,24 @@ class Gateway(MultiService):
             adapters=", ".join(b.description for b in self.broadcasters) or "none",
         )
 
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        """SPEC §8: refuse new stations (``/health`` 503), close the connected ones with 1001
+        spread over half of ``--shutdown-timeout``, make every Disconnect RPC, then stop the
+        listeners, broadcasters and RPC client."""
+        deadline = self.reactor.seconds() + self.shutdown_timeout
+        self.stations.draining = True
+        stations = self.hub.stations()
+        if stations:
+            log.info("closing {count} station(s)", count=len(stations))
+            yield self.stations.close_all(stations, self.shutdown_timeout / 2)
+        remaining = max(0.1, deadline - self.reactor.seconds())
+        yield self.rpc.drain(remaining)
+        self.rpc.stop()
+        yield super().stopService()
 
-def make_rpc(config: Any, reactor: Any) -> IRPCClient:
+
+def make_rpc(config: Any, reactor: Any, metrics: IMetrics) -> IRPCClient:
     target = config["rpc-host"]
     if target == "demo":
         from ocppcable.demo import OCPPApplication
@@ -120,10 +169,19 @@ def make_rpc(config: Any, reactor: Any) -> IRPCClient:
         from ocppcable.rpc.http_client import HTTPRPCClient
 
         key = keys.resolve(config["http-rpc-secret"], config["secret"], keys.RPC_PHRASE)
-        return HTTPRPCClient(reactor, target, key, config["rpc-concurrency"], config["rpc-timeout"])
+        return HTTPRPCClient(
+            reactor,
+            target,
+            key,
+            config["rpc-concurrency"],
+            config["rpc-timeout"],
+            metrics=metrics,
+        )
     from ocppcable.rpc.grpc_client import GRPCClient
 
-    return GRPCClient(reactor, target, config["rpc-concurrency"], config["rpc-timeout"])
+    return GRPCClient(
+        reactor, target, config["rpc-concurrency"], config["rpc-timeout"], metrics=metrics
+    )
 
 
 def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTPBroadcaster:
@@ -141,8 +199,10 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
 def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
-    hub = Hub()
-    rpc = make_rpc(config, reactor)
+    metrics = PrometheusMetrics()
+    hub = Hub(metrics)
+    client = make_rpc(config, reactor, metrics)
+    rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     settings = SessionSettings(
         channel=config["ocpp-channel"],
         granular_actions=config["ocpp-granular-actions"],
@@ -171,23 +231,38 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         forward_headers=config["headers"],
         max_message_size=config["max-message-size"],
         ping_interval=config["ping-interval"],
+        metrics=metrics,
+        require_cert_match=config["ocpp-require-cert-match"],
     )
-    gateway = Gateway(hub, rpc, stations)
-    if IService.providedBy(rpc):
-        rpc.setServiceParent(gateway)
+    gateway = Gateway(reactor, hub, client, rpc, stations, metrics, config["shutdown-timeout"])
+    metrics.watch(hub=hub, rpc=client, disconnects=rpc)
+    if IService.providedBy(client):
+        client.setServiceParent(gateway)
     on_main_site: dict[str, Resource] = {}
     for adapter in config["broadcast-adapter"]:
-        broadcaster: HTTPBroadcaster | RedisBroadcaster
+        broadcaster: HTTPBroadcaster | RedisBroadcaster | RedisXBroadcaster
         if adapter == "http":
             broadcaster = make_http_broadcaster(config, reactor, hub.dispatch)
             if broadcaster.key is not None:
                 on_main_site[broadcaster.path] = broadcaster.resource
+        elif adapter == "redisx":
+            legacy = config["redis-channel"] if "redis" in config["broadcast-adapter"] else None
+            broadcaster = RedisXBroadcaster(
+                reactor,
+                config["redis-url"],
+                config["redisx-stream"],
+                hub,
+                hub.dispatch,
+                internal_channel(legacy),
+            )
         else:
             broadcaster = RedisBroadcaster(
                 reactor, config["redis-url"], config["redis-channel"], hub.dispatch
             )
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
+    if config["metrics-path"]:
+        on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     site = build_site(config["ocpp-path"], stations, on_main_site)
     for description in config["listen"]:
         listener = Listener(reactor, description, site)

@@ -19,6 +19,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ocppcable import cable
+from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import NO_REPLY, Catalog
 from ocppcable.ocpp.framing import ErrorKind
@@ -157,6 +158,7 @@ class Session:
     validator: Validator | None = None
     utc_now: Callable[[], str] = _utc_now
     clock: Callable[[], float] = time.monotonic
+    metrics: IMetrics = field(default_factory=NoMetrics)
 
     connected: bool = False  # Connect succeeded
     rejected: bool = False  # Connect or subscribe refused: closing
@@ -302,9 +304,12 @@ class Session:
         self._outstanding = None
         self._outbox.clear()
         for command in unsent:
+            self._command_ended(command, "disconnected")
             effects += self._report_error(
                 command, "Disconnected", "station disconnected before replying", {}
             )
+        if self.connected:
+            self.metrics.session_authenticated(-1)
         return effects + self._final_disconnect()
 
     def _final_disconnect(self) -> list[Effect]:
@@ -340,13 +345,7 @@ class Session:
             station_id=self.station_id,
             reason=error.description,
         )
-        effects: list[Effect] = [
-            Send(
-                framing.encode_error(
-                    error.unique_id, self.catalog.error_code(error.kind), error.description
-                )
-            )
-        ]
+        effects = self._refuse(error.unique_id, error.kind, error.description)
         if self._format_errors >= MAX_FORMAT_ERRORS:
             effects.append(Close(1002, "too many malformed frames"))
         return effects
@@ -358,6 +357,7 @@ class Session:
             effects.append(CancelTimer(IDLE_TIMER))
         uid, action = message.unique_id, message.action
         if action == "Heartbeat":
+            self.metrics.call_in(action, "ok")
             effects.append(Send(framing.encode_result(uid, {"currentTime": self.utc_now()})))
             return effects
         if action not in self.catalog.station_actions:
@@ -415,7 +415,10 @@ class Session:
         return effects + self._pump()
 
     def _refuse(self, uid: str, kind: ErrorKind, description: str) -> list[Effect]:
-        return [Send(framing.encode_error(uid, self.catalog.error_code(kind), description))]
+        """A CALLERROR for a frame that never became a CALL being processed."""
+        code = self.catalog.error_code(kind)
+        self.metrics.call_error(code)
+        return [Send(framing.encode_error(uid, code, description))]
 
     def _pump(self) -> list[Effect]:
         """Start processing the next station CALL if none is being processed."""
@@ -482,6 +485,7 @@ class Session:
     def _on_connect(self, call: _InboundCall, response: ConnectionResponse) -> list[Effect]:
         if response.status == SUCCESS:
             self.connected = True
+            self.metrics.session_authenticated(1)
             self.identifiers = response.identifiers
             cable.merge_state(self.cstate, response.env.cstate)
             return self._transmissions(response.transmissions)[0] + self._advance(call)
@@ -667,6 +671,7 @@ class Session:
             framing.encode_error(
                 call.unique_id, code, str(description), details if isinstance(details, dict) else {}
             ),
+            code,
         )
 
     def _backend_command(self, action: str, unique_id: Any, payload: Any) -> list[Effect]:
@@ -683,23 +688,28 @@ class Session:
                     action=action,
                     reason=e.description,
                 )
+                self._command_ended(command, "invalid")
                 return self._report_error(
                     command, self.catalog.error_code(e.kind), e.description, {}
                 )
         return self._enqueue_command(command)
 
-    def _answer(self, call: _InboundCall, text: str) -> list[Effect]:
+    def _answer(self, call: _InboundCall, text: str, error_code: str | None = None) -> list[Effect]:
+        """Send the one reply ``call`` gets (a CALLERROR when ``error_code`` is given)."""
         if call.answered:
             return []
         call.answered = True
         del self._waiting[call.unique_id]
         if call.unconfirmed:
             return []
+        self.metrics.call_in(call.action, "ok" if error_code is None else "error")
+        if error_code is not None:
+            self.metrics.call_error(error_code)
         return [Send(text), CancelTimer(_CALL_TIMER + call.unique_id)]
 
     def _answer_error(self, call: _InboundCall, kind: ErrorKind, description: str) -> list[Effect]:
         code = self.catalog.error_code(kind)
-        return self._answer(call, framing.encode_error(call.unique_id, code, description))
+        return self._answer(call, framing.encode_error(call.unique_id, code, description), code)
 
     def _answer_default(self, call: _InboundCall) -> list[Effect]:
         if call.unconfirmed:
@@ -720,6 +730,7 @@ class Session:
                 station_id=self.station_id,
                 action=command.action,
             )
+            self._command_ended(command, "dropped")
             return self._report_error(command, "QueueOverflow", "command queue is full", {})
         self._outbox.append(command)
         return self._send_next_command()
@@ -747,7 +758,9 @@ class Session:
             return []
         self._outstanding = None
         effects: list[Effect] = [CancelTimer(COMMAND_TIMER)]
-        if isinstance(message, framing.CallResult):
+        ok = isinstance(message, framing.CallResult)
+        self._command_ended(command, "ok" if ok else "error")
+        if ok:
             data = cable.ack_data(
                 command.unique_id, command.action, message.payload, self.settings.granular_actions
             )
@@ -769,8 +782,13 @@ class Session:
             action=command.action,
             unique_id=command.unique_id,
         )
+        self._command_ended(command, "timeout")
         effects = self._report_error(command, "Timeout", "station did not reply in time", {})
         return effects + self._send_next_command()
+
+    def _command_ended(self, command: _OutboundCall, result: str) -> None:
+        known = command.action in self.catalog.command_actions
+        self.metrics.call_out(command.action if known else "other", result)
 
     def _report_error(
         self, command: _OutboundCall, code: str, description: str, details: Any

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from ocppcable import service
+from ocppcable import logs, service
 from ocppcable.options import Options
 from ocppcable.shutdown import SignalShutdown
 
@@ -18,4 +19,6 @@ def makeService(config: Options) -> service.Gateway:
     gateway = service.makeService(config, reactor)
     shutdown: Any = SignalShutdown(reactor)
     shutdown.setServiceParent(gateway)
+    if (config["log-format"], config["log-level"]) != ("text", "info"):
+        gateway.log_observer = logs.observer(config["log-format"], config["log-level"], sys.stdout)
     return gateway

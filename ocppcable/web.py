@@ -8,21 +8,43 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from ocppcable.metrics import CONTENT_TYPE, PrometheusMetrics
 from ocppcable.websocket import StationFactory
 
 _QUIET_PATHS = frozenset({b"/health", b"/metrics"})
 
 
 class Health(Resource):
-    """200 while serving."""
+    """200 while serving, 503 while draining on shutdown."""
 
     isLeaf = True
 
+    def __init__(self, stations: StationFactory) -> None:
+        super().__init__()
+        self.stations = stations
+
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        if self.stations.draining:
+            request.setResponseCode(503)
+            return b"draining\n"
         return b"ok\n"
 
     render_HEAD = render_GET
+
+
+class MetricsResource(Resource):
+    """Prometheus text exposition."""
+
+    isLeaf = True
+
+    def __init__(self, metrics: PrometheusMetrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
+        return self.metrics.exposition()
 
 
 class QuietSite(Site):
@@ -53,7 +75,7 @@ def build_site(
     """``/health``, the station endpoint at ``ocpp_path`` (every path below it) and ``extra``
     resources by path (e.g. the HTTP broadcaster)."""
     root = Resource()
-    root.putChild(b"health", Health())
+    root.putChild(b"health", Health(stations))
     mount(root, ocpp_path, WebSocketResource(stations))
     for path, resource in (extra or {}).items():
         mount(root, path, resource)

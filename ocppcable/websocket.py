@@ -15,11 +15,13 @@ from urllib.parse import unquote
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from ocppcable.hub import Hub
+from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
 from ocppcable.ocpp.validation import Validator
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
@@ -35,8 +37,17 @@ from ocppcable.session import (
     SessionSettings,
     StartTimer,
 )
+from ocppcable.tls import peer_common_name
+
+log = Logger()
 
 STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,48}\Z")
+
+#: env.headers entry carrying the subject CN of a station's client certificate (mTLS)
+CLIENT_CERT_HEADER = "x-client-cert-cn"
+
+#: seconds a closing station has to answer our close frame
+CLOSE_TIMEOUT = 2
 
 #: bytes we may queue for a station whose socket does not drain before closing it
 MAX_PENDING_BYTES = 1024 * 1024
@@ -78,6 +89,8 @@ class StationProtocol(WebSocketServerProtocol):
 
     def __init__(self) -> None:
         super().__init__()
+        #: fires when the connection is gone, whatever the reason
+        self.gone: Deferred[None] = Deferred()
         self._timers: dict[str, IDelayedCall] = {}
         self._effects: deque[Effect] = deque()
         self._running = False
@@ -94,6 +107,9 @@ class StationProtocol(WebSocketServerProtocol):
 
     def replace(self) -> None:
         self._close(1000, "replaced")
+
+    def shutdown(self) -> None:
+        self._close(1001, "going away")
 
     def disconnect(self, reconnect: bool) -> None:
         if self.session is not None:
@@ -112,6 +128,8 @@ class StationProtocol(WebSocketServerProtocol):
 
     def _accept(self, request: Any) -> str:
         factory = self.factory
+        if factory.draining:
+            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "shutting down")
         station_id = factory.station_id_for(request.path)
         if station_id is None:
             raise ConnectionDeny(ConnectionDeny.NOT_FOUND, "not an OCPP station path")
@@ -124,12 +142,22 @@ class StationProtocol(WebSocketServerProtocol):
             )
             raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "no supported OCPP subprotocol")
         headers = request.headers
+        common_name = peer_common_name(self.transport)
+        if factory.require_cert_match and common_name != station_id:
+            self._log.info(
+                "station {station_id} refused: client certificate CN {cn!r} does not match",
+                station_id=station_id,
+                cn=common_name,
+            )
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "client certificate does not match")
         self.station_id = station_id
         self.sid = headers.get("x-request-id") or new_sid()
         scheme = "https" if ISSLTransport.providedBy(self.transport) else "http"
         forwarded = {name: headers[name] for name in factory.forward_headers if headers.get(name)}
         forwarded["REMOTE_ADDR"] = getattr(self.transport.getPeer(), "host", "")
         forwarded["sec-websocket-protocol"] = subprotocol
+        if common_name is not None:
+            forwarded[CLIENT_CERT_HEADER] = common_name
         self.session = Session(
             station_id=station_id,
             catalog=factory.catalogs[subprotocol],
@@ -137,6 +165,7 @@ class StationProtocol(WebSocketServerProtocol):
             settings=factory.settings,
             url=f"{scheme}://{headers.get('host', '')}{self.http_request_uri}",
             headers=forwarded,
+            metrics=factory.metrics,
         )
         return subprotocol
 
@@ -161,20 +190,21 @@ class StationProtocol(WebSocketServerProtocol):
         self._event(self.session.frame_received, payload.decode("utf-8"))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        if self.session is None:
-            return
-        self._log.info(
-            "station {station_id} disconnected (code {code}, {reason})",
-            station_id=self.station_id,
-            code=code,
-            reason=reason,
-        )
-        self.factory.hub.unregister(self)
-        for timer in self._timers.values():
-            if timer.active():
-                timer.cancel()
-        self._timers.clear()
-        self._event(self.session.connection_lost)
+        if self.session is not None:
+            self._log.info(
+                "station {station_id} disconnected (code {code}, {reason})",
+                station_id=self.station_id,
+                code=code,
+                reason=reason,
+            )
+            self.factory.hub.unregister(self)
+            for timer in self._timers.values():
+                if timer.active():
+                    timer.cancel()
+            self._timers.clear()
+            self._event(self.session.connection_lost)  # queues the Disconnect RPC
+        if not self.gone.called:
+            self.gone.callback(None)
 
     # --- effects -----------------------------------------------------------------------------------
 
@@ -301,9 +331,15 @@ class StationFactory(WebSocketServerFactory):
         forward_headers: Sequence[str],
         max_message_size: int,
         ping_interval: float,
+        metrics: IMetrics | None = None,
+        require_cert_match: bool = False,
     ) -> None:
         super().__init__(server="ocppcable", reactor=reactor)
+        self.require_cert_match = require_cert_match
         self.reactor = reactor
+        self.metrics = metrics or NoMetrics()
+        #: set at shutdown: new stations are refused (503) and /health answers 503
+        self.draining = False
         self.hub = hub
         self.rpc = rpc
         self.catalogs = dict(catalogs)
@@ -316,11 +352,24 @@ class StationFactory(WebSocketServerFactory):
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
             openHandshakeTimeout=10,
-            closeHandshakeTimeout=2,
+            closeHandshakeTimeout=CLOSE_TIMEOUT,
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_interval / 2 if ping_interval else 0,
             webStatus=False,
             failByDrop=False,  # send the close code (1009, 1002, …) before dropping
+        )
+
+    def close_all(self, stations: Sequence[StationProtocol], spread: float) -> Deferred[Any]:
+        """Close ``stations`` with 1001, spread evenly over ``spread`` seconds (at most 0.5 s
+        apart) so that their Disconnect RPCs and reconnects elsewhere do not come as one burst;
+        fires when all are gone or a close handshake timeout after the last one was asked."""
+        interval = min(0.5, spread / len(stations))
+        for i, station in enumerate(stations):
+            self.reactor.callLater(i * interval, station.shutdown)
+        done = DeferredList([station.gone for station in stations], consumeErrors=True)
+        done.addTimeout(interval * len(stations) + CLOSE_TIMEOUT + 1, self.reactor)
+        return done.addErrback(
+            lambda _: log.warn("some stations did not close in time: dropped with the listener")
         )
 
     def station_id_for(self, path: str) -> str | None:

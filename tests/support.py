@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -148,6 +149,9 @@ class Backend(OCPPApplication):
         self.replies: dict[str, Any] = {}  # action → full CommandResponse override
         self.server: Any = None
         self.port = 0
+        #: cleared, Disconnect RPCs wait (in the gRPC worker thread) until it is set again
+        self.disconnects_flow = threading.Event()
+        self.disconnects_flow.set()
 
     def start(self, port: int = 0) -> None:
         self.server, self.port = serve(self, f"127.0.0.1:{port}")
@@ -172,6 +176,10 @@ class Backend(OCPPApplication):
             if self.message_status is not None:
                 response.status = self.message_status
         return response
+
+    def disconnect(self, request: Any, meta: Any) -> Any:
+        self.disconnects_flow.wait(TIMEOUT)
+        return super().disconnect(request, meta)
 
     def recorded(self, method: str, action: str | None = None) -> list[RecordedCall]:
         return [

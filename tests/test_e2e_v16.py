@@ -187,7 +187,7 @@ async def test_heartbeat_needs_no_rpc(start_gateway, backend, redis_server):
     for _ in range(3):
         reply = await aio(conn.station.call(call.Heartbeat()))
         assert reply.current_time.endswith("Z")
-    assert backend.calls == []
+    assert not backend.calls
     await aio(conn.close())
 
 
@@ -301,7 +301,7 @@ async def test_idle_station_is_closed(start_gateway, backend, redis_server):
     ws = await aio(raw_socket(gateway.url("CP-I")))
     await aio(ws.wait_closed())
     assert (ws.close_code, ws.close_reason) == (1000, "idle")
-    assert backend.calls == []
+    assert not backend.calls
 
 
 @pytest_twisted.ensureDeferred

@@ -183,7 +183,7 @@ async def test_2x_error_codes(start_gateway, backend):
         await ws.close()
 
     await aio(scenario())
-    assert backend.calls == []
+    assert not backend.calls
 
 
 @pytest_twisted.ensureDeferred

@@ -168,7 +168,7 @@ def test_none_disables_the_derived_key(reactor):
     options = _options("--broadcast-adapter=http", f"--secret={SECRET}", "--broadcast-key=none")
     [broadcaster] = makeService(options, reactor).broadcasters
     assert broadcaster.key is None
-    assert broadcaster.description == "HTTP POST /_broadcast on tcp:8090:interface=localhost (no auth)"  # fmt: skip
+    assert broadcaster.description == "HTTP POST /_broadcast on tcp:8090:interface=localhost:backlog=1024 (no auth)"  # fmt: skip
 
 
 def test_the_deprecated_anycable_variable_sets_the_key():

@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from ocppcable import keys
+from ocppcable.metrics import NoMetrics
 from ocppcable.options import Options
 from ocppcable.protos.rpc_pb2 import (
     ERROR,
@@ -245,7 +246,7 @@ async def test_no_authorization_header_when_the_key_is_none(http_backend, reacto
     options.parseOptions(
         [f"--rpc-host={http_backend.url}", f"--secret={SECRET}", "--http-rpc-secret=none"]
     )
-    client = make_rpc(options, reactor)
+    client = make_rpc(options, reactor, NoMetrics())
     assert isinstance(client, HTTPRPCClient) and client.target == http_backend.url
     client.startService()
     try:
@@ -288,7 +289,7 @@ async def test_backend_cookies_are_not_sent_back(http_backend, reactor):
 def test_rpc_key_from_options(args, key, reactor):
     options = Options(environ={})
     options.parseOptions(["--rpc-host=https://backend.example/_anycable", *args])
-    client = make_rpc(options, reactor)
+    client = make_rpc(options, reactor, NoMetrics())
     assert verifyObject(IRPCClient, client)
     assert client.key == key
 

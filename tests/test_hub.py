@@ -292,3 +292,21 @@ def test_dispatch_drops_malformed_data_but_delivers_the_rest(warnings: list[str]
     assert hub.dispatch(body, "redis") == 1
     assert a.delivered == [] and b.delivered == [RESET]
     assert len(warnings) == 1
+
+
+def test_watchers_hear_of_a_stream_s_first_and_last_station() -> None:
+    hub = Hub()
+    events: list[tuple[str, str]] = []
+    hub.watch(lambda s: events.append(("added", s)), lambda s: events.append(("removed", s)))
+    a, b = FakeStation("A"), FakeStation("B")
+    hub.join("s", a)
+    hub.join("s", b)
+    hub.join("t", a)
+    assert events == [("added", "s"), ("added", "t")]
+    hub.leave("s", a)
+    hub.leave("u", a)  # never joined: nothing to say
+    assert events == [("added", "s"), ("added", "t")]
+    hub.leave("s", b)
+    hub.leave("s", b)
+    assert events == [("added", "s"), ("added", "t"), ("removed", "s")]
+    assert hub.streams() == ["t"]

@@ -102,3 +102,11 @@ async def test_serves_stations_and_exits_cleanly_on_sigterm(redis_server, reacto
             process.kill()
         process.wait()
         process.stdout.close()
+
+
+def test_example_environment_file_names_every_option():
+    text = (Path(__file__).parent.parent / "etc" / "ocppcable.env").read_text()
+    from ocppcable.options import Options
+
+    for param in Options.optParameters:
+        assert f"ANYCABLE_{param[0].upper().replace('-', '_')}=" in text, param[0]

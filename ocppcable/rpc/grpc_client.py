@@ -11,6 +11,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ocppcable.metrics import IMetrics
 from ocppcable.protos import rpc_pb2_grpc
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.rpc.policy import CallPolicy
@@ -73,10 +74,17 @@ class GRPCClient(Service):
 
     name = "rpc"
 
-    def __init__(self, reactor: Any, target: str, concurrency: int, timeout: float) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        target: str,
+        concurrency: int,
+        timeout: float,
+        metrics: IMetrics | None = None,
+    ) -> None:
         self.reactor = reactor
         self.target = target
-        self.policy = CallPolicy(reactor, concurrency, timeout)
+        self.policy = CallPolicy(reactor, concurrency, timeout, metrics)
         self._channel: grpc.Channel | None = None
         self._stub: rpc_pb2_grpc.RPCStub | None = None
 
@@ -102,7 +110,7 @@ class GRPCClient(Service):
             )
             return deferred_from_future(future, self.reactor)
 
-        return self.policy.run(attempt, _classify, _describe)
+        return self.policy.run(method.lower(), attempt, _classify, _describe)
 
     def connect(self, sid: str, request: Any) -> Deferred[Any]:
         return self._call("Connect", sid, request)

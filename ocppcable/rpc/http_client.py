@@ -20,6 +20,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
 
+from ocppcable.metrics import IMetrics
 from ocppcable.protos.rpc_pb2 import CommandResponse, ConnectionResponse, DisconnectResponse
 from ocppcable.rpc.breaker import CircuitBreaker, State
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
@@ -114,12 +115,13 @@ class HTTPRPCClient(Service):
         concurrency: int,
         timeout: float,
         breaker: CircuitBreaker | None = None,
+        metrics: IMetrics | None = None,
     ) -> None:
         self.reactor = reactor
         self.target = target
         self.key = key
         self.concurrency = concurrency
-        self.policy = CallPolicy(reactor, concurrency, timeout)
+        self.policy = CallPolicy(reactor, concurrency, timeout, metrics)
         self.breaker = breaker or CircuitBreaker(reactor)
         self._pool: HTTPConnectionPool | None = None
         self._http: HTTPClient | None = None
@@ -175,7 +177,7 @@ class HTTPRPCClient(Service):
             d.addTimeout(max(remaining, 0.001), self.reactor)  # headers AND body
             return d.addBoth(self._record, generation)
 
-        return self.policy.run(attempt, _classify, _describe)
+        return self.policy.run(method.lower(), attempt, _classify, _describe)
 
     def _record(self, result: Any, generation: int) -> Any:
         """Tell the breaker whether the backend answered; any HTTP response counts as up."""

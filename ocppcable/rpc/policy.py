@@ -8,7 +8,10 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred, DeferredSemaphore, TimeoutError, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
+from ocppcable.metrics import IMetrics, NoMetrics
+from ocppcable.protos.rpc_pb2 import Status
 from ocppcable.rpc.interface import RPCUnavailable
 
 T = TypeVar("T")
@@ -25,9 +28,16 @@ class CallPolicy:
     gate included, never takes longer than ``timeout`` seconds.
     """
 
-    def __init__(self, clock: IReactorTime, concurrency: int, timeout: float) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        concurrency: int,
+        timeout: float,
+        metrics: IMetrics | None = None,
+    ) -> None:
         self.clock = clock
         self.timeout = timeout
+        self.metrics = metrics or NoMetrics()
         self.gate = DeferredSemaphore(concurrency)
         self.in_flight = 0
 
@@ -37,15 +47,26 @@ class CallPolicy:
 
     def run(
         self,
+        method: str,
         attempt: Callable[[float], Deferred[T]],
         classify: Classifier,
         describe: Callable[[BaseException], str],
     ) -> Deferred[T]:
-        deadline = self.clock.seconds() + self.timeout
-        d = self.gate.run(self._attempts, attempt, classify, describe, deadline)
+        """One RPC ``method`` (connect/command/disconnect), for metrics and logs."""
+        started = self.clock.seconds()
+        d = self.gate.run(self._attempts, attempt, classify, describe, started + self.timeout)
         d.addTimeout(self.timeout, self.clock)
         d.addErrback(self._unavailable, describe)
+        d.addBoth(self._measure, method, started)
         return d
+
+    def _measure(self, result: Any, method: str, started: float) -> Any:
+        if isinstance(result, Failure):
+            status = "UNAVAILABLE"
+        else:
+            status = Status.Name(getattr(result, "status", 0))
+        self.metrics.rpc(method, status, self.clock.seconds() - started)
+        return result
 
     def _unavailable(self, failure: Any, describe: Callable[[BaseException], str]) -> None:
         if failure.check(RPCUnavailable):

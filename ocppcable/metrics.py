@@ -1,0 +1,175 @@
+"""Prometheus metrics (``ocppcable_*``), kept in a registry of the gateway's own.
+
+The session layer reports events through the small :class:`IMetrics` interface
+(:class:`NoMetrics` is the default for unit tests, :class:`PrometheusMetrics` the real thing
+behind ``/metrics``); levels such as connected stations or RPCs in flight are read from their
+owners when scraped (``Gauge.set_function``), so they cost nothing per message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from zope.interface import Interface, implementer
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class IMetrics(Interface):
+    """What the gateway counts."""
+
+    def call_in(action: str, result: str) -> None:
+        """A station CALL was answered: result is "ok" (CALLRESULT) or "error" (CALLERROR)."""
+
+    def call_out(action: str, result: str) -> None:
+        """A remote command ended: "ok", "error", "timeout", "dropped" or "disconnected"."""
+
+    def call_error(code: str) -> None:
+        """A CALLERROR with ``code`` was sent to a station."""
+
+    def rpc(method: str, status: str, seconds: float) -> None:
+        """An RPC finished with ``status`` (SUCCESS/FAILURE/ERROR or "unavailable")."""
+
+    def session_authenticated(delta: int) -> None:
+        """A session's Connect succeeded (+1) or such a session ended (-1)."""
+
+    def broadcast(adapter: str, outcome: str, stations: int) -> None:
+        """A broadcast body arrived: "delivered" to ``stations`` stations, or "dropped"."""
+
+
+@implementer(IMetrics)
+class NoMetrics:
+    """Counts nothing."""
+
+    def call_in(self, action: str, result: str) -> None:
+        pass
+
+    def call_out(self, action: str, result: str) -> None:
+        pass
+
+    def call_error(self, code: str) -> None:
+        pass
+
+    def rpc(self, method: str, status: str, seconds: float) -> None:
+        pass
+
+    def session_authenticated(self, delta: int) -> None:
+        pass
+
+    def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
+        pass
+
+
+@implementer(IMetrics)
+class PrometheusMetrics:
+    """The SPEC §8 metric set in a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.stations = Gauge(
+            "ocppcable_stations_connected", "Stations with an open WebSocket.", registry=registry
+        )
+        self.sessions = Gauge(
+            "ocppcable_sessions_authenticated",
+            "Station sessions whose Connect succeeded.",
+            registry=registry,
+        )
+        self.calls_in = Counter(
+            "ocppcable_ocpp_calls_in",
+            "Station CALLs answered, by action and result.",
+            ["action", "result"],
+            registry=registry,
+        )
+        self.calls_out = Counter(
+            "ocppcable_ocpp_calls_out",
+            "Remote commands sent to stations, by action and result.",
+            ["action", "result"],
+            registry=registry,
+        )
+        self.call_errors = Counter(
+            "ocppcable_ocpp_call_errors",
+            "CALLERRORs sent to stations, by code.",
+            ["code"],
+            registry=registry,
+        )
+        self.rpc_calls = Counter(
+            "ocppcable_rpc_calls",
+            "RPC calls by method and status.",
+            ["method", "status"],
+            registry=registry,
+        )
+        self.rpc_seconds = Histogram(
+            "ocppcable_rpc_duration_seconds",
+            "RPC latency by method, retries included.",
+            ["method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.rpc_in_flight = Gauge(
+            "ocppcable_rpc_in_flight", "RPC calls being made.", registry=registry
+        )
+        self.rpc_pending = Gauge(
+            "ocppcable_rpc_pending",
+            "RPC calls waiting for a slot (--rpc-concurrency).",
+            registry=registry,
+        )
+        self.broadcasts = Counter(
+            "ocppcable_broadcasts",
+            "Broadcast bodies received, by adapter and outcome (delivered/dropped).",
+            ["adapter", "outcome"],
+            registry=registry,
+        )
+        self.broadcast_deliveries = Counter(
+            "ocppcable_broadcast_deliveries",
+            "Broadcast messages handed to stations.",
+            registry=registry,
+        )
+        self.redis_connected = Gauge(
+            "ocppcable_redis_connected",
+            "1 while the Redis subscriber is connected.",
+            ["adapter"],
+            registry=registry,
+        )
+        self.disconnect_queue = Gauge(
+            "ocppcable_disconnect_queue_size",
+            "Disconnect RPCs waiting to be made.",
+            registry=registry,
+        )
+
+    def watch(self, hub: Any, rpc: Any, disconnects: Any) -> None:
+        """Read levels from their owners at scrape time."""
+        self.stations.set_function(hub.__len__)
+        policy = getattr(rpc, "policy", None)  # the in-process demo backend has none
+        if policy is not None:
+            self.rpc_in_flight.set_function(lambda: policy.in_flight)
+            self.rpc_pending.set_function(lambda: policy.pending)
+        self.disconnect_queue.set_function(disconnects.__len__)
+
+    def watch_redis(self, adapter: str, broadcaster: Any) -> None:
+        self.redis_connected.labels(adapter).set_function(lambda: int(broadcaster.connected))
+
+    def call_in(self, action: str, result: str) -> None:
+        self.calls_in.labels(action, result).inc()
+
+    def call_out(self, action: str, result: str) -> None:
+        self.calls_out.labels(action, result).inc()
+
+    def call_error(self, code: str) -> None:
+        self.call_errors.labels(code).inc()
+
+    def rpc(self, method: str, status: str, seconds: float) -> None:
+        self.rpc_calls.labels(method, status).inc()
+        self.rpc_seconds.labels(method).observe(seconds)
+
+    def session_authenticated(self, delta: int) -> None:
+        self.sessions.inc(delta)
+
+    def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
+        self.broadcasts.labels(adapter, outcome).inc()
+        if stations:
+            self.broadcast_deliveries.inc(stations)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

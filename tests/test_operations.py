@@ -1,0 +1,342 @@
+"""Operations: graceful shutdown, /health, /metrics, JSON logs, TLS and client certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+import signal
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest_twisted
+import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+from websockets.exceptions import InvalidStatus
+
+from tests.support import TIMEOUT, aio, free_port, http_client, raw_socket, wait_for
+from tests.test_twistd import TWISTD, twistd
+
+BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+
+
+async def _boot(ws) -> None:
+    await ws.send(json.dumps(BOOT))
+    reply = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    assert reply[:2] == [3, "b"], reply
+
+
+async def _get(reactor, url: str) -> tuple[int, bytes]:
+    response = await http_client(reactor).get(url)
+    return response.code, await response.content()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_closes_every_station_and_makes_every_disconnect(backend, reactor):
+    port = free_port()
+    process = twistd(
+        f"--port={port}",
+        "--host=127.0.0.1",
+        f"--rpc-host=127.0.0.1:{backend.port}",
+        "--broadcast-adapter=http",
+        "--http-broadcast-port=0",
+        "--shutdown-timeout=6",
+        "--disconnect-rate=5",  # a slow queue in normal operation: drained at shutdown anyway
+    )
+    try:
+        line = ""
+        while "ocppcable serving OCPP" not in line:
+            line = await deferLater(reactor, 0, process.stdout.readline)
+            assert line, "twistd did not start"
+
+        async def stations():
+            sockets = []
+            for n in range(50):
+                ws = await raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-{n:03}")
+                await _boot(ws)
+                sockets.append(ws)
+            return sockets
+
+        sockets = await aio(stations())
+        process.send_signal(signal.SIGTERM)
+
+        async def closed():
+            await asyncio.gather(*(asyncio.wait_for(ws.wait_closed(), TIMEOUT) for ws in sockets))
+            return {ws.close_code for ws in sockets}
+
+        assert await aio(closed()) == {1001}
+        code = await deferLater(reactor, 0, process.wait, TIMEOUT)
+        assert code == 0
+        disconnected = {
+            json.loads(c.request.identifiers)["station_id"] for c in backend.recorded("disconnect")
+        }
+        assert disconnected == {f"CP-{n:03}" for n in range(50)}
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_turns_503_while_draining(start_gateway, backend, reactor):
+    gateway = await start_gateway(
+        f"--rpc-host=127.0.0.1:{backend.port}", "--broadcast-adapter=http", "--shutdown-timeout=4"
+    )
+    health = f"http://127.0.0.1:{gateway.port}/health"
+    assert await _get(reactor, health) == (200, b"ok\n")
+    ws = await aio(raw_socket(gateway.url("CP-DRAIN")))
+    await aio(_boot(ws))
+    backend.disconnects_flow.clear()  # the drain waits for the Disconnect RPC
+    stopping = ensureDeferred(gateway.stop())
+    assert (await _get(reactor, health))[0] == 503
+    try:
+        await aio(raw_socket(gateway.url("CP-LATE")))
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 503
+    else:
+        raise AssertionError("a new station was accepted while draining")
+    await aio(ws.wait_closed())
+    assert (ws.close_code, ws.close_reason) == (1001, "going away")
+    backend.disconnects_flow.set()
+    await stopping
+    assert len(backend.recorded("disconnect")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_after_a_scripted_session(start_gateway, backend, reactor):
+    gateway = await start_gateway(
+        f"--rpc-host=127.0.0.1:{backend.port}", "--broadcast-adapter=http"
+    )
+
+    async def script():
+        ws = await raw_socket(gateway.url("CP-M"))
+        await _boot(ws)
+        await ws.send(json.dumps([2, "h", "Heartbeat", {}]))
+        await ws.recv()
+        await ws.send(json.dumps([2, "x", "Nope", {}]))
+        await ws.recv()
+        await ws.send(json.dumps([2, "a", "Authorize", {"idTag": "TAG-OK"}]))
+        await ws.recv()
+        return ws
+
+    ws = await aio(script())
+    gateway.service.hub.publish(
+        "ocpp:ev/CP-M", json.dumps({"command": "Reset", "id": "r", "payload": {"type": "Soft"}})
+    )
+
+    async def answer():
+        assert json.loads(await ws.recv())[:3] == [2, "r", "Reset"]
+        await ws.send(json.dumps([3, "r", {"status": "Accepted"}]))
+
+    await aio(answer())
+    await wait_for(lambda: backend.recorded("message", "ack"), reactor)
+    code, body = await _get(reactor, f"http://127.0.0.1:{gateway.port}/metrics")
+    assert code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+    def value(name, **labels):
+        return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+    assert value("ocppcable_stations_connected") == 1
+    assert value("ocppcable_sessions_authenticated") == 1
+    assert value("ocppcable_ocpp_calls_in_total", action="BootNotification", result="ok") == 1
+    assert value("ocppcable_ocpp_calls_in_total", action="Heartbeat", result="ok") == 1
+    assert value("ocppcable_ocpp_calls_in_total", action="Authorize", result="ok") == 1
+    assert value("ocppcable_ocpp_call_errors_total", code="NotImplemented") == 1
+    assert value("ocppcable_ocpp_calls_out_total", action="Reset", result="ok") == 1
+    assert value("ocppcable_rpc_calls_total", method="connect", status="SUCCESS") == 1
+    assert value("ocppcable_rpc_calls_total", method="command", status="SUCCESS") >= 4
+    assert value("ocppcable_rpc_duration_seconds_count", method="command") >= 4
+    assert value("ocppcable_rpc_in_flight") == 0
+    assert value("ocppcable_broadcast_deliveries_total") == 0  # hub.publish is not a broadcast
+    await aio(ws.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_json_logs_carry_the_station_id(redis_server, reactor):
+    port = free_port()
+    process = twistd(
+        f"--port={port}",
+        "--host=127.0.0.1",
+        "--rpc-host=demo",
+        "--log-format=json",
+        "--log-level=debug",
+        "--http-broadcast-port=0",
+    )
+    try:
+        lines: list[dict] = []
+
+        async def read_until(predicate) -> None:
+            while not any(predicate(r) for r in lines):
+                line = await deferLater(reactor, 0, process.stdout.readline)
+                assert line, "twistd ended"
+                lines.append(json.loads(line))  # every line is one JSON object
+
+        await read_until(lambda r: "ocppcable serving OCPP" in r["msg"])
+        ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-JSON"))
+        await aio(_boot(ws))
+        await read_until(lambda r: r.get("station_id") == "CP-JSON")
+        record = next(r for r in lines if r.get("station_id") == "CP-JSON")
+        assert {"ts", "level", "ns", "msg"} <= set(record)
+        await read_until(lambda r: "payload" in r and "chargePointVendor" in r["payload"])
+        await aio(ws.close())
+        process.send_signal(signal.SIGTERM)
+        assert await deferLater(reactor, 0, process.wait, TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+def _certificate(subject: str, issuer_key, issuer_name, key, ca: bool = False):
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if subject == "localhost":
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+class PKI:
+    """A CA, a server certificate for localhost and station certificates, as PEM files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+        ca = _certificate("Test CA", self.ca_key, self.ca_name, self.ca_key, ca=True)
+        self.ca = self._write("ca", ca, None)
+        self.server_cert, self.server_key = self.issue("localhost")
+
+    def _write(self, name, cert, key) -> Path:
+        path = self.dir / f"{name}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            key_path = self.dir / f"{name}.key"
+            key_path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        return path
+
+    def issue(self, subject: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(subject, self.ca_key, self.ca_name, key)
+        return self._write(subject, cert, key), self.dir / f"{subject}.key"
+
+    def client_context(self, station: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if station is not None:
+            cert, key = self.issue(station)
+            context.load_cert_chain(str(cert), str(key))
+        return context
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, backend, tmp_path):
+    pki = PKI(tmp_path)
+    port = free_port()
+    await start_gateway(
+        f"--listen=ssl:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}:interface=127.0.0.1",
+        f"--rpc-host=127.0.0.1:{backend.port}",
+        "--broadcast-adapter=http",
+    )
+    basic = "Basic " + base64.b64encode(b"CP-TLS:secret").decode()
+
+    async def station():
+        ws = await websockets.connect(
+            f"wss://localhost:{port}/ocpp/CP-TLS",
+            subprotocols=["ocpp1.6"],
+            ssl=pki.client_context(None),
+            additional_headers={"Authorization": basic},
+            open_timeout=TIMEOUT,
+        )
+        await _boot(ws)
+        await ws.close()
+
+    await aio(station())
+    env = backend.recorded("connect")[0].request.env
+    assert env.url == f"https://localhost:{port}/ocpp/CP-TLS"
+    assert env.headers["authorization"] == basic
+
+
+@pytest_twisted.ensureDeferred
+async def test_mutual_tls_forwards_and_checks_the_certificate(start_gateway, backend, tmp_path):
+    pki = PKI(tmp_path)
+    port = free_port()
+    await start_gateway(
+        f"--listen=mtls:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        f":caCerts={pki.ca}:interface=127.0.0.1",
+        f"--rpc-host=127.0.0.1:{backend.port}",
+        "--broadcast-adapter=http",
+        "--ocpp-require-cert-match=true",
+    )
+    url = f"wss://localhost:{port}/ocpp/CP-MTLS"
+
+    async def connect(context):
+        return await websockets.connect(
+            url, subprotocols=["ocpp1.6"], ssl=context, open_timeout=TIMEOUT
+        )
+
+    async def scenario():
+        ws = await connect(pki.client_context("CP-MTLS"))
+        await _boot(ws)
+        await ws.close()
+        try:
+            await connect(pki.client_context("CP-OTHER"))
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 403
+        else:
+            raise AssertionError("a certificate for another station was accepted")
+        try:
+            ws = await connect(pki.client_context(None))
+            await ws.recv()
+        except (ssl.SSLError, OSError, websockets.ConnectionClosed, websockets.InvalidHandshake):
+            pass
+        else:
+            raise AssertionError("a station without a certificate was accepted")
+
+    await aio(scenario())
+    (connect_call,) = backend.recorded("connect")
+    assert connect_call.request.env.headers["x-client-cert-cn"] == "CP-MTLS"
+
+
+def test_plugin_endpoint_refuses_mtls_without_cas():
+    out = subprocess.run(
+        [*TWISTD, "-n", "--pidfile=", "ocppcable", "--listen=mtls:0:privateKey=x"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert out.returncode != 0
+    assert "caCerts" in out.stdout + out.stderr

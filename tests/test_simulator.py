@@ -1,0 +1,754 @@
+"""The station simulator: its sans-I/O station model and statistics, then whole runs against a
+gateway started in this process with the demo backend, and the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+import pytest_twisted
+from twisted.internet.testing import MemoryReactorClock
+
+from ocppcable.ocpp import v16
+from ocppcable.ocpp.validation import Validator
+from ocppcable.simulator import (
+    BOOT_RETRY,
+    REBOOT_DELAY,
+    RECONNECT_DELAY,
+    CancelTimer,
+    Close,
+    Config,
+    Effect,
+    Finished,
+    Latency,
+    Reconnect,
+    Send,
+    Simulator,
+    StartTimer,
+    StationModel,
+    Stats,
+    parse_args,
+    percentile,
+    run,
+)
+from tests.support import aio, free_port, wait_for
+
+VALIDATOR = Validator(v16.CATALOG)
+NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
+TIME = "2025-06-15T15:06:40Z"
+
+
+@functools.cache
+def schema(name: str) -> jsonschema.Draft4Validator:
+    """An official OCPP 1.6 schema (from the ``ocpp`` package), checked with jsonschema."""
+    text = (resources.files("ocpp.v16") / "schemas" / f"{name}.json").read_text("utf-8")
+    return jsonschema.Draft4Validator(json.loads(text))
+
+
+def central_system(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What an accepting central system answers; transaction ids are always 7."""
+    if action == "BootNotification":
+        return {"status": "Accepted", "currentTime": TIME, "interval": 300}
+    if action == "Heartbeat":
+        return {"currentTime": TIME}
+    if action == "Authorize":
+        return {"idTagInfo": {"status": "Accepted"}}
+    if action == "StartTransaction":
+        return {"transactionId": 7, "idTagInfo": {"status": "Accepted"}}
+    return {}
+
+
+class Harness:
+    """A :class:`StationModel` whose effects are recorded, with the clock in the test's hand.
+
+    Every frame the station sends is checked against the official schemas: its CALLs against the
+    request schemas, its answers to commands against the response schemas.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.config = Config(url="ws://test/ocpp", **settings)
+        self.stats = Stats()
+        self.now = NOW
+        self.model = StationModel("CP-1", self.config, self.stats, VALIDATOR, lambda: self.now)
+        self.frames: list[list[Any]] = []  # everything sent, decoded
+        self.timers: dict[str, float] = {}  # running timers: name → seconds
+        self.events: list[Effect] = []  # Close, Reconnect, Finished
+        self._commands: dict[str, str] = {}  # uniqueId of a command → its action
+        self._answered: set[str] = set()
+
+    def apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Send(text):
+                    self._sent(json.loads(text))
+                case StartTimer(name, seconds):
+                    self.timers[name] = seconds
+                case CancelTimer(name):
+                    self.timers.pop(name, None)
+                case _:
+                    self.events.append(effect)
+
+    def _sent(self, frame: list[Any]) -> None:
+        if frame[0] == 2:
+            schema(frame[2]).validate(frame[3])
+        elif frame[0] == 3:
+            schema(self._commands[frame[1]] + "Response").validate(frame[2])
+        self.frames.append(frame)
+
+    # --- driving the model ---
+
+    def connect(self) -> None:
+        self.apply(self.model.connected())
+
+    def receive(self, frame: list[Any]) -> None:
+        self.apply(self.model.received(json.dumps(frame)))
+
+    def fire(self, name: str, after: float = 0.0) -> None:
+        del self.timers[name]
+        self.now += after
+        if name == "call":  # a timeout: the station gives up on its CALL
+            self._answered.add(self.pending()[1])
+        self.apply(self.model.timer_fired(name))
+
+    def disconnect(self, reason: str = "close code 1006, gone") -> None:
+        call = self.pending()
+        if call is not None:  # lost with the connection
+            self._answered.add(call[1])
+        self.apply(self.model.disconnected(reason))
+
+    def command(self, action: str, payload: dict[str, Any], unique_id: str = "cmd") -> list[Any]:
+        """Send a remote command; returns the station's answer."""
+        self._commands[unique_id] = action
+        self.receive([2, unique_id, action, payload])
+        return next(f for f in self.frames if f[0] in (3, 4) and f[1] == unique_id)
+
+    # --- the station's CALLs ---
+
+    def pending(self) -> list[Any] | None:
+        """The station's CALL waiting for a reply, if any (there is never more than one)."""
+        waiting = [f for f in self.frames if f[0] == 2 and f[1] not in self._answered]
+        assert len(waiting) <= 1, waiting
+        return waiting[0] if waiting else None
+
+    def reply(self, payload: dict[str, Any]) -> list[Any]:
+        call = self.pending()
+        self._answered.add(call[1])
+        self.receive([3, call[1], payload])
+        return call
+
+    def reply_error(self, code: str, description: str = "") -> list[Any]:
+        call = self.pending()
+        self._answered.add(call[1])
+        self.receive([4, call[1], code, description, {}])
+        return call
+
+    def serve(self, answer: Any = central_system) -> list[list[Any]]:
+        """Answer CALLs as ``answer`` says until the station waits for nothing; returns them."""
+        served = []
+        while (call := self.pending()) is not None:
+            served.append(self.reply(answer(call[2], call[3])))
+        return served
+
+    def boot(self) -> None:
+        self.connect()
+        self.serve()
+
+    def sent_calls(self, action: str) -> list[dict[str, Any]]:
+        return [f[3] for f in self.frames if f[0] == 2 and f[2] == action]
+
+
+def actions(calls: list[list[Any]]) -> list[str]:
+    return [call[2] for call in calls]
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(n) for n in range(1, 101)]
+    assert [percentile(values, p) for p in (50, 90, 99, 100)] == [50.0, 90.0, 99.0, 100.0]
+    assert [percentile([1.0, 2.0, 3.0], p) for p in (1, 50, 90)] == [1.0, 2.0, 3.0]
+    assert percentile([4.0], 99) == 4.0
+
+
+def test_latency_of_samples():
+    latency = Latency.of([0.003, 0.001, 0.002, 0.010])
+    assert (latency.count, latency.p50, latency.p90, latency.max) == (4, 0.002, 0.010, 0.010)
+    assert str(latency) == "p50 2.0 ms, p90 10.0 ms, p99 10.0 ms, max 10.0 ms (4 replies)"
+    assert str(Latency.of([])) == "no replies"
+
+
+def test_summary_counts_problems_and_reports_them():
+    stats = Stats()
+    assert stats.summary(stations=1, elapsed=1.0).ok
+    assert stats.count(stats.call_errors, "InternalError")  # the first of its kind
+    assert not stats.count(stats.call_errors, "InternalError")
+    stats.count(stats.timeouts, "Authorize")
+    stats.calls.update({"BootNotification": 2, "Heartbeat": 1})
+    stats.latencies.extend([0.001, 0.002, 0.003])
+    summary = stats.summary(stations=2, elapsed=3.0)
+    assert not summary.ok and summary.problems == 3
+    text = str(summary)
+    assert "calls       3 (BootNotification 2, Heartbeat 1)" in text
+    assert "CALLERRORs  2 (InternalError 2)" in text
+    assert "timeouts    1 (Authorize 1)" in text
+    assert "errors      none" in text
+    assert "latency     p50 2.0 ms" in text
+    assert text.endswith("result      FAILED (3 problems)")
+    assert stats.progress(5.0, 2) == (
+        "[    5.0s] connected 0/2  booted 0  calls 3  errors 3  commands 0  sessions 0"
+    )
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+def test_boot_then_one_status_per_connector_one_call_at_a_time():
+    station = Harness(connectors=2)
+    station.connect()
+    boot = station.pending()
+    assert boot[2] == "BootNotification" and boot[3]["meterSerialNumber"] == "CP-1"
+    assert station.timers == {"call": 30.0}
+    station.reply(central_system("BootNotification", {}))
+    assert station.timers == {"call": 30.0, "heartbeat": 300}
+    statuses = station.serve()
+    assert [(c[3]["connectorId"], c[3]["status"]) for c in statuses] == [
+        (0, "Available"),
+        (1, "Available"),
+        (2, "Available"),
+    ]
+    assert station.timers == {"heartbeat": 300}
+    assert (station.stats.connected, station.stats.booted, station.stats.stations_booted) == (
+        1,
+        1,
+        1,
+    )
+    assert station.stats.calls == {"BootNotification": 1, "StatusNotification": 3}
+    assert len(station.stats.latencies) == 4 and not station.stats.problems
+
+
+def test_heartbeat_option_overrides_the_boot_interval():
+    station = Harness(heartbeat=15)
+    station.boot()
+    assert station.timers == {"heartbeat": 15}
+    station.fire("heartbeat", after=15)
+    assert station.pending()[2] == "Heartbeat" and station.timers["heartbeat"] == 15
+    station.serve()
+
+
+def test_pending_registration_retries_and_only_answers_triggers():
+    station = Harness(sessions=1)
+    station.connect()
+    station.reply({"status": "Pending", "currentTime": TIME, "interval": 7})
+    assert station.pending() is None and station.timers == {"boot": 7}
+    assert station.stats.booted == 0
+    assert station.command("TriggerMessage", {"requestedMessage": "Heartbeat"})[2] == {
+        "status": "Accepted"
+    }
+    assert actions(station.serve()) == ["Heartbeat"]  # triggered messages go out while Pending
+    station.fire("boot", after=7)
+    assert actions(station.serve()) == [
+        "BootNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "StatusNotification",  # connector 1: Preparing
+        "Authorize",
+        "StartTransaction",
+        "StatusNotification",  # connector 1: Charging
+    ]
+    assert station.stats.booted == 1
+
+
+def test_rejected_registration_sends_nothing_but_boots():
+    station = Harness()
+    station.connect()
+    station.reply({"status": "Rejected", "currentTime": TIME, "interval": 0})
+    assert station.timers == {"boot": BOOT_RETRY}
+    answer = station.command("TriggerMessage", {"requestedMessage": "StatusNotification"})
+    assert answer[2] == {"status": "Rejected"} and station.pending() is None
+
+
+def test_call_errors_invalid_replies_and_timeouts_are_counted_and_boot_is_retried():
+    station = Harness()
+    station.connect()
+    station.reply_error("InternalError", "backend sent no reply")
+    assert station.stats.call_errors == {"InternalError": 1}
+    assert station.timers == {"boot": BOOT_RETRY}
+    station.fire("boot", after=BOOT_RETRY)
+    station.reply({"status": "Accepted"})  # no currentTime, no interval
+    assert station.stats.errors == {"invalid reply": 1}
+    station.fire("boot", after=BOOT_RETRY)
+    station.fire("call", after=30)
+    assert station.stats.timeouts == {"BootNotification": 1}
+    assert station.stats.problems == 3 and len(station.stats.latencies) == 2
+
+
+def test_a_timed_out_call_lets_the_next_one_go():
+    station = Harness()
+    station.connect()
+    station.reply(central_system("BootNotification", {}))
+    assert station.pending()[3]["connectorId"] == 0
+    station.fire("call", after=30)
+    assert station.stats.timeouts == {"StatusNotification": 1}
+    assert station.pending()[3]["connectorId"] == 1
+
+
+def test_unexpected_replies_and_malformed_frames_are_errors():
+    station = Harness()
+    station.boot()
+    station.receive([3, "nobody-asked", {}])
+    station.apply(station.model.received("not json"))
+    station.apply(station.model.binary_received())
+    assert station.stats.errors == {"unexpected reply": 1, "malformed frame": 2}
+
+
+# --- charging sessions ------------------------------------------------------------------------
+
+
+def test_a_charging_session_from_authorize_to_stop():
+    station = Harness(sessions=1, session_length=60, meter_interval=20)
+    station.connect()
+    served = station.serve()
+    assert actions(served)[-3:] == ["Authorize", "StartTransaction", "StatusNotification"]
+    assert served[-2][3] == {
+        "connectorId": 1,
+        "idTag": "SIMULATOR",
+        "meterStart": 0,
+        "timestamp": "2025-06-15T15:06:40.000Z",
+    }
+    assert served[-1][3]["status"] == "Charging"
+    assert station.timers == {"heartbeat": 300, "meter:1": 20, "end:1": 60}
+
+    station.fire("meter:1", after=20)
+    (values,) = station.serve()
+    assert values[3]["transactionId"] == 7
+    assert values[3]["meterValue"][0]["sampledValue"][0] == {
+        "value": "61",  # 11 kW for 20 s
+        "context": "Sample.Periodic",
+        "measurand": "Energy.Active.Import.Register",
+        "unit": "Wh",
+    }
+    station.now += 40
+    station.fire("end:1")
+    stop, available = station.serve()
+    assert stop[2] == "StopTransaction" and available[3]["status"] == "Available"
+    assert stop[3]["meterStop"] == 183 and stop[3]["reason"] == "Local"
+    assert stop[3]["transactionId"] == 7
+    assert "meter:1" not in station.timers and "end:1" not in station.timers
+    assert station.events == [Finished()]
+    stats = station.stats
+    assert (stats.sessions_started, stats.sessions_completed, stats.sessions_refused) == (1, 1, 0)
+
+
+def test_sessions_run_one_after_the_other_then_the_station_is_finished():
+    station = Harness(sessions=2, session_length=1, meter_interval=0)
+    station.boot()
+    assert "meter:1" not in station.timers
+    station.fire("end:1", after=1)
+    station.serve()
+    assert station.events == []
+    station.fire("end:1", after=1)
+    station.serve()
+    assert len(station.sent_calls("StartTransaction")) == 2
+    assert station.events == [Finished()]
+
+
+def test_a_refused_id_tag_ends_the_session():
+    station = Harness(sessions=1)
+
+    def refusing(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "Authorize":
+            return {"idTagInfo": {"status": "Invalid"}}
+        return central_system(action, payload)
+
+    station.connect()
+    served = station.serve(refusing)
+    assert actions(served)[-2:] == ["Authorize", "StatusNotification"]
+    assert served[-1][3]["status"] == "Available"
+    assert station.stats.sessions_refused == 1 and station.events == [Finished()]
+    assert not station.stats.problems  # the central system's decision, not an error
+
+
+# --- remote commands ------------------------------------------------------------------------
+
+
+def test_remote_start_and_stop():
+    station = Harness(meter_interval=0)
+    station.boot()
+    answer = station.command("RemoteStartTransaction", {"idTag": "R-1", "connectorId": 1}, "s")
+    assert answer == [3, "s", {"status": "Accepted"}]
+    assert station.frames.index(answer) < station.frames.index(station.pending())
+    served = station.serve()
+    assert actions(served) == ["StatusNotification", "StartTransaction", "StatusNotification"]
+    assert served[1][3]["idTag"] == "R-1"  # started without an Authorize
+
+    busy = station.command("RemoteStartTransaction", {"idTag": "R-2", "connectorId": 1}, "b")
+    assert busy[2] == {"status": "Rejected"}
+    other = station.command("RemoteStopTransaction", {"transactionId": 8}, "x")
+    assert other[2] == {"status": "Rejected"}
+    assert station.command("RemoteStopTransaction", {"transactionId": 7}, "t")[2] == {
+        "status": "Accepted"
+    }
+    stop, _ = station.serve()
+    assert stop[3]["reason"] == "Remote" and stop[3]["idTag"] == "R-1"
+    assert station.model.transactions == {}
+    assert station.stats.commands == {"RemoteStartTransaction": 2, "RemoteStopTransaction": 2}
+    assert station.events == []  # remote sessions are not the station's own --sessions
+
+
+def test_reset_stops_transactions_then_reboots():
+    station = Harness(sessions=2)
+    station.boot()
+    station.now += 30
+    assert station.command("Reset", {"type": "Hard"})[2] == {"status": "Accepted"}
+    stop = station.reply({})
+    assert stop[2] == "StopTransaction" and stop[3]["reason"] == "HardReset"
+    assert stop[3]["meterStop"] == 92  # 11 kW for 30 s
+    assert station.events == [Close(1000, "reset")] and station.pending() is None
+    assert station.stats.booted == 0
+    station.disconnect("close code 1000, reset")
+    assert station.events[-1] == Reconnect(REBOOT_DELAY)
+    station.connect()
+    served = station.serve()
+    assert actions(served)[:4] == ["BootNotification"] + ["StatusNotification"] * 3
+    assert station.sent_calls("StartTransaction")[-1]["meterStart"] == stop[3]["meterStop"]
+    assert not station.stats.problems and station.stats.booted == 1
+
+
+def test_reset_without_transactions_closes_right_after_the_reply():
+    station = Harness()
+    station.boot()
+    answer = station.command("Reset", {"type": "Soft"})
+    assert answer[2] == {"status": "Accepted"} and station.frames[-1] == answer
+    assert station.events == [Close(1000, "reset")] and "heartbeat" not in station.timers
+
+
+def test_trigger_message_answers_first_then_sends_the_message():
+    station = Harness(connectors=2, sessions=1)
+    station.boot()
+    answer = station.command(
+        "TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1}, "m"
+    )
+    (values,) = station.serve()
+    assert station.frames.index(answer) < station.frames.index(values)
+    assert values[3]["transactionId"] == 7
+    assert values[3]["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+
+    station.command("TriggerMessage", {"requestedMessage": "StatusNotification"}, "s")
+    statuses = [c[3]["status"] for c in station.serve()]
+    assert statuses == ["Available", "Charging", "Available"]
+    for requested in ("BootNotification", "Heartbeat", "FirmwareStatusNotification"):
+        station.command("TriggerMessage", {"requestedMessage": requested}, requested)
+        assert actions(station.serve())[0] == requested
+    unknown = station.command(
+        "TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 3}, "u"
+    )
+    assert unknown[2] == {"status": "Rejected"} and station.pending() is None
+
+
+def test_configuration_keys():
+    station = Harness(connectors=2)
+    station.boot()
+    everything = station.command("GetConfiguration", {}, "all")[2]
+    values = {k["key"]: (k["readonly"], k["value"]) for k in everything["configurationKey"]}
+    assert values["HeartbeatInterval"] == (False, "300")
+    assert values["NumberOfConnectors"] == (True, "2")
+    assert "unknownKey" not in everything
+
+    def change(key: str, value: str) -> str:
+        unique_id = f"change-{len(station.frames)}"
+        answer = station.command("ChangeConfiguration", {"key": key, "value": value}, unique_id)
+        return answer[2]["status"]
+
+    assert change("HeartbeatInterval", "45") == "Accepted" and station.timers["heartbeat"] == 45
+    assert change("HeartbeatInterval", "soon") == "Rejected"
+    assert change("NumberOfConnectors", "4") == "Rejected"
+    assert change("NoSuchKey", "1") == "NotSupported"
+    assert change("MeterValuesSampledData", "Power.Active.Import") == "Accepted"
+    some = station.command(
+        "GetConfiguration", {"key": ["HeartbeatInterval", "MeterValuesSampledData", "Nope"]}, "x"
+    )[2]
+    assert some == {
+        "configurationKey": [
+            {"key": "HeartbeatInterval", "readonly": False, "value": "45"},
+            {"key": "MeterValuesSampledData", "readonly": False, "value": "Power.Active.Import"},
+        ],
+        "unknownKey": ["Nope"],
+    }
+
+
+def test_unsimulated_and_invalid_commands_get_callerrors():
+    station = Harness()
+    station.boot()
+    unlock = station.command("UnlockConnector", {"connectorId": 1}, "u")
+    assert unlock[:3] == [4, "u", "NotImplemented"]
+    invalid = station.command("TriggerMessage", {"requestedMessage": "Coffee"}, "t")
+    assert invalid[:3] == [4, "t", "PropertyConstraintViolation"]
+    assert station.stats.commands == {"UnlockConnector": 1, "TriggerMessage": 1}
+    assert station.stats.errors == {"invalid command": 1}
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+def test_a_network_reconnect_resumes_without_booting():
+    station = Harness(sessions=1, meter_interval=10)
+    station.boot()
+    station.fire("meter:1", after=10)
+    station.disconnect()
+    assert station.events == [Reconnect(RECONNECT_DELAY)]
+    assert station.stats.errors == {"connection lost": 1}
+    assert (station.stats.connected, station.stats.booted) == (0, 0)
+    assert "meter:1" in station.timers  # the session goes on offline
+    station.connect()
+    resumed = station.serve()
+    assert "BootNotification" not in actions(resumed)
+    assert [c[3].get("status") for c in resumed if c[2] == "StatusNotification"] == [
+        "Available",
+        "Charging",
+    ]
+    assert station.stats.booted == 1
+
+
+def test_a_failed_connection_is_retried():
+    station = Harness()
+    station.apply(station.model.connection_failed("connect failed", "Connection refused"))
+    assert station.events == [Reconnect(RECONNECT_DELAY)]
+    assert station.stats.errors == {"connect failed": 1}
+
+
+def test_stop_closes_and_nothing_is_an_error_afterwards():
+    station = Harness()
+    station.boot()
+    station.apply(station.model.stop())
+    assert station.events == [Close(1000, "simulation over")]
+    station.apply(station.model.received('[2,"late","Reset",{"type":"Soft"}]'))
+    station.disconnect("close code 1000, simulation over")
+    assert station.events == [Close(1000, "simulation over")]
+    assert not station.stats.problems and station.stats.connected == 0
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+def test_the_ramp_paces_connections_and_stop_cancels_the_rest():
+    reactor = MemoryReactorClock()
+    config = Config(url="ws://127.0.0.1:9/ocpp", stations=5, ramp=2, quiet=True)
+    simulator = Simulator(reactor, config)
+    running = simulator.run()
+    connects = []
+    for _ in range(4):
+        connects.append(len(reactor.tcpClients))
+        reactor.advance(0.5)
+    assert connects == [1, 2, 3, 4] and len(reactor.tcpClients) == 5
+    assert reactor.tcpClients[0][:2] == ("127.0.0.1", 9)
+    assert not reactor.getDelayedCalls()  # the ramp is done; nothing connected yet
+    simulator.stop()
+    summary = running.result
+    assert summary.ok and summary.stations == 5 and summary.booted == 0
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def test_parse_args():
+    config = parse_args(["ws://127.0.0.1:8080/ocpp", "--stations", "12000", "--prefix", "LOAD"])
+    assert config.station_ids()[0] == "LOAD-00001" and config.duration == 0
+    assert (config.sessions, config.heartbeat, config.ramp) == (0, None, 100.0)
+    for wrong in (
+        ["http://127.0.0.1/ocpp"],
+        ["ws://x/ocpp", "--stations", "0"],
+        ["ws://x/ocpp", "--prefix", "A-VERY-LONG-STATION-PREFIX"],
+        ["ws://x/ocpp", "--id-tag", "X" * 21],
+        ["ws://x/ocpp", "--meter-interval", "-1"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(wrong)
+
+
+def test_help_as_a_module():
+    done = subprocess.run(
+        [sys.executable, "-m", "ocppcable.simulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--stations" in done.stdout and "--sessions" in done.stdout
+
+
+async def _command_line(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ocppcable.simulator",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest_twisted.ensureDeferred
+async def test_command_line_fails_when_there_is_no_gateway():
+    url = f"ws://127.0.0.1:{free_port()}/ocpp"
+    code, out, err = await aio(_command_line(url, "--duration", "1", "--quiet"))
+    assert code == 1, err
+    assert "errors      1 (connect failed 1)" in out and "FAILED" in out
+    assert "connect failed" in err  # the first failure is logged
+
+
+# --- against a gateway ------------------------------------------------------------------------
+
+
+async def _gateway(start_gateway: Any, redis_server: Any) -> Any:
+    return await start_gateway(
+        "--rpc-host=demo",
+        "--broadcast-adapter=redis",
+        f"--redis-url={redis_server.url}",
+        "--redis-channel=__anycable_simulator__",
+    )
+
+
+def _config(gateway: Any, **settings: Any) -> Config:
+    return Config(url=f"ws://127.0.0.1:{gateway.port}/ocpp", quiet=True, **settings)
+
+
+def _demo_app(gateway: Any) -> Any:
+    """The in-process demo backend (``--rpc-host=demo``)."""
+    return gateway.service.client.app
+
+
+def _messages(app: Any, action: str, station_id: str | None = None) -> list[Any]:
+    """The demo backend's ``message`` calls for ``action`` (from ``station_id``)."""
+    return [
+        c
+        for c in list(app.calls)
+        if c.method == "message"
+        and c.action == action
+        and (station_id is None or json.loads(c.request.identifier)["id"] == station_id)
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stations_run_charging_sessions_through_the_gateway(
+    start_gateway, redis_server, reactor
+):
+    gateway = await _gateway(start_gateway, redis_server)
+    config = _config(gateway, stations=5, sessions=1, session_length=0.5, meter_interval=0.2)
+    summary = await run(reactor, config).addTimeout(30, reactor)
+
+    assert summary.ok, str(summary)
+    assert (summary.booted, summary.sessions_started, summary.sessions_completed) == (5, 5, 5)
+    calls = summary.calls
+    for action in ("BootNotification", "Authorize", "StartTransaction", "StopTransaction"):
+        assert calls[action] == 5, action
+    assert calls["MeterValues"] >= 5 and calls["StatusNotification"] == 5 * 5
+    assert summary.latency.count == sum(calls.values())
+
+    app = _demo_app(gateway)
+    seen = Counter(c.action for c in app.calls if c.method == "message")
+    assert seen == {
+        "boot_notification": 5,
+        "status_notification": 25,
+        "authorize": 5,
+        "start_transaction": 5,
+        "meter_values": calls["MeterValues"],
+        "stop_transaction": 5,
+    }
+    identifiers = [json.loads(c.request.identifier) for c in app.calls if c.method == "subscribe"]
+    assert sorted(i["id"] for i in identifiers) == config.station_ids()
+    assert all(i["sn"] == i["id"] for i in identifiers)
+    await wait_for(lambda: sum(c.method == "disconnect" for c in app.calls) == 5, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_stations_answer_remote_commands(start_gateway, redis_server, reactor):
+    gateway = await _gateway(start_gateway, redis_server)
+    app = _demo_app(gateway)
+    simulator = Simulator(reactor, _config(gateway, stations=2, ramp=0, meter_interval=0))
+    running = simulator.run()
+    await wait_for(lambda: len(_messages(app, "status_notification")) == 4, reactor)
+
+    def send(station_id: str, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+        data = {"command": action, "id": unique_id, "payload": payload}
+        gateway.service.hub.publish(f"ocpp:ev/{station_id}", json.dumps(data))
+
+    async def answer(unique_id: str) -> dict[str, Any]:
+        def reported() -> Any:
+            found = [
+                c.data for c in _messages(app, "ack") + _messages(app, "error")
+                if c.data["id"] == unique_id
+            ]  # fmt: skip
+            return found[0] if found else None
+
+        return await wait_for(reported, reactor)
+
+    send("SIM-0001", "trigger", "TriggerMessage", {"requestedMessage": "StatusNotification"})
+    ack = await answer("trigger")
+    assert ack["action"] == "ack" and ack["command"] == "TriggerMessage"
+    assert ack["payload"] == {"status": "Accepted"}
+    await wait_for(lambda: len(_messages(app, "status_notification", "SIM-0001")) == 4, reactor)
+
+    send("SIM-0001", "start", "RemoteStartTransaction", {"idTag": "REMOTE-1", "connectorId": 1})
+    assert (await answer("start"))["payload"] == {"status": "Accepted"}
+    (started,) = await wait_for(lambda: _messages(app, "start_transaction"), reactor)
+    assert started.data["payload"]["idTag"] == "REMOTE-1"
+
+    def charging() -> bool:
+        statuses = _messages(app, "status_notification", "SIM-0001")
+        return statuses[-1].data["payload"]["status"] == "Charging"
+
+    await wait_for(charging, reactor)  # the station has its transaction id
+    send("SIM-0001", "stop", "RemoteStopTransaction", {"transactionId": 1})
+    assert (await answer("stop"))["payload"] == {"status": "Accepted"}
+    (stopped,) = await wait_for(lambda: _messages(app, "stop_transaction"), reactor)
+    assert stopped.data["payload"]["transactionId"] == 1
+    assert stopped.data["payload"]["reason"] == "Remote"
+
+    send("SIM-0002", "config", "GetConfiguration", {"key": ["HeartbeatInterval", "Nope"]})
+    assert (await answer("config"))["payload"] == {
+        "configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "60"}],
+        "unknownKey": ["Nope"],
+    }
+    send("SIM-0002", "unlock", "UnlockConnector", {"connectorId": 1})
+    error = await answer("unlock")
+    assert error["action"] == "error" and error["code"] == "NotImplemented"
+
+    send("SIM-0002", "reset", "Reset", {"type": "Soft"})
+    assert (await answer("reset"))["payload"] == {"status": "Accepted"}
+    await wait_for(lambda: len(_messages(app, "boot_notification", "SIM-0002")) == 2, reactor)
+
+    summary = await simulator.stop().addTimeout(10, reactor)
+    assert summary.ok, str(summary)
+    assert summary.commands == {
+        "TriggerMessage": 1,
+        "RemoteStartTransaction": 1,
+        "RemoteStopTransaction": 1,
+        "GetConfiguration": 1,
+        "UnlockConnector": 1,
+        "Reset": 1,
+    }
+    assert (await running) is summary
+
+
+@pytest_twisted.ensureDeferred
+async def test_command_line_run_against_the_gateway(start_gateway, redis_server, reactor):
+    gateway = await _gateway(start_gateway, redis_server)
+    url = f"ws://127.0.0.1:{gateway.port}/ocpp"
+    code, out, err = await aio(
+        _command_line(url, "--stations", "3", "--sessions", "1", "--session-length", "0.3")
+    )
+    assert code == 0, out + err
+    assert "booted      3 of 3" in out and out.rstrip().endswith("result      OK")
