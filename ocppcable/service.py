@@ -259,6 +259,8 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             broadcaster = RedisBroadcaster(
                 reactor, config["redis-url"], config["redis-channel"], hub.dispatch
             )
+        if adapter != "http":
+            metrics.watch_redis(adapter, broadcaster)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
     if config["metrics-path"]:

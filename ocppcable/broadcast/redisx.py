@@ -404,6 +404,7 @@ class RedisXBroadcaster(Service):
             skipped.append(e)
             messages = []
         for error in skipped:
+            self.hub.metrics.broadcast("redisx", "dropped", 0)
             log.warn(
                 "redisx: dropped a malformed publication of entry {entry_id} of stream "
                 "{stream}: {reason}",
