@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
 from ocppcable.metrics import IMetrics, NoMetrics
@@ -35,7 +35,17 @@ from ocppcable.protos.rpc_pb2 import (
     Env,
 )
 
-log = Logger()
+
+class StationLogger(Logger):
+    """A Logger that puts the station id and session id on every event it emits."""
+
+    def __init__(self, station_id: str, sid: str) -> None:
+        super().__init__(namespace=__name__)
+        self.fields = {"station_id": station_id, "sid": sid}
+
+    def emit(self, level: LogLevel, format: str | None = None, **kwargs: Any) -> None:
+        super().emit(level, format, **self.fields, **kwargs)
+
 
 #: consecutive unparseable frames after which the connection is closed (1002)
 MAX_FORMAT_ERRORS = 3
@@ -154,6 +164,8 @@ class Session:
     settings: SessionSettings
     url: str
     headers: Mapping[str, str]
+    #: the AnyCable session id (``sid`` RPC metadata), for logs
+    sid: str = ""
     #: checks payloads against the version's schemas; None when validation is off
     validator: Validator | None = None
     utc_now: Callable[[], str] = _utc_now
@@ -178,6 +190,11 @@ class Session:
     _refused: int = 0
     _disconnect_sent: bool = False
     _holding_commands: bool = False  # while a station CALL is being answered
+    _log: StationLogger = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._log = StationLogger(self.station_id, self.sid)
+
     _inbox: deque[_InboundCall] = field(default_factory=deque)
     _current: _InboundCall | None = None
     _waiting: dict[str, _InboundCall] = field(default_factory=dict)
@@ -206,9 +223,8 @@ class Session:
         if isinstance(message, framing.Send):
             return self._on_send(message)
         if isinstance(message, framing.CallResultError):
-            log.warn(
+            self._log.warn(
                 "station {station_id} could not process our reply {unique_id}: {code} {reason}",
-                station_id=self.station_id,
                 unique_id=message.unique_id,
                 code=message.code,
                 reason=message.description,
@@ -234,7 +250,7 @@ class Session:
     def _rate_limited(self, text: str) -> list[Effect]:
         self._refused += 1
         if self._refused == 1:
-            log.warn("station {station_id} exceeds the rate limit", station_id=self.station_id)
+            self._log.warn("station {station_id} exceeds the rate limit")
         if self._refused >= MAX_REFUSED_FRAMES:
             return [Close(1008, "rate limit exceeded")]
         try:
@@ -252,9 +268,8 @@ class Session:
 
     def rpc_failed(self, token: int, reason: str) -> list[Effect]:
         pending = self._rpcs.pop(token)
-        log.warn(
+        self._log.warn(
             "station {station_id}: {purpose} RPC failed: {reason}",
-            station_id=self.station_id,
             purpose=pending.purpose,
             reason=reason,
         )
@@ -266,7 +281,7 @@ class Session:
     def timer_fired(self, name: str) -> list[Effect]:
         if name == IDLE_TIMER:
             if self._idle and not self.closed:
-                log.info("station {station_id} sent no CALL: closing", station_id=self.station_id)
+                self._log.info("station {station_id} sent no CALL: closing")
                 return [Close(1000, "idle")]
             return []
         if name == COMMAND_TIMER:
@@ -276,9 +291,8 @@ class Session:
             return []
         if call.deferred:
             return self._answer_default(call)
-        log.warn(
+        self._log.warn(
             "station {station_id}: no backend reply to {action} {unique_id} in time",
-            station_id=self.station_id,
             action=call.action,
             unique_id=call.unique_id,
         )
@@ -340,9 +354,8 @@ class Session:
 
     def _frame_error(self, error: framing.FrameError) -> list[Effect]:
         self._format_errors += 1
-        log.info(
+        self._log.info(
             "station {station_id} sent a bad frame: {reason}",
-            station_id=self.station_id,
             reason=error.description,
         )
         effects = self._refuse(error.unique_id, error.kind, error.description)
@@ -368,9 +381,8 @@ class Session:
             try:
                 self.validator.check_request(action, message.payload)
             except Violation as e:
-                log.info(
+                self._log.info(
                     "station {station_id}: invalid {action} payload: {reason}",
-                    station_id=self.station_id,
                     action=action,
                     reason=e.description,
                 )
@@ -402,9 +414,8 @@ class Session:
             except Violation as e:
                 problem = e.description
         if problem is not None:
-            log.info(
+            self._log.info(
                 "station {station_id}: SEND {action} dropped: {reason}",
-                station_id=self.station_id,
                 action=message.action,
                 reason=problem,
             )
@@ -490,7 +501,7 @@ class Session:
             cable.merge_state(self.cstate, response.env.cstate)
             return self._transmissions(response.transmissions)[0] + self._advance(call)
         if response.status == FAILURE:
-            log.info("station {station_id}: Connect rejected", station_id=self.station_id)
+            self._log.info("station {station_id}: Connect rejected")
             return self._reject(call)
         return self._backend_error(call, "Connect", response.error_msg)
 
@@ -499,7 +510,7 @@ class Session:
             self.subscribed = True
             return self._apply(response)[0] + self._advance(call)
         if response.status == FAILURE:
-            log.info("station {station_id}: subscription rejected", station_id=self.station_id)
+            self._log.info("station {station_id}: subscription rejected")
             return self._reject(call)
         return self._backend_error(call, "subscribe", response.error_msg)
 
@@ -527,9 +538,8 @@ class Session:
 
     def _on_report(self, call: None, response: CommandResponse) -> list[Effect]:
         if response.status not in (SUCCESS, FAILURE):
-            log.warn(
+            self._log.warn(
                 "station {station_id}: backend failed to take a command reply: {error}",
-                station_id=self.station_id,
                 error=response.error_msg,
             )
             return []
@@ -540,17 +550,15 @@ class Session:
 
     def _on_disconnect(self, call: None, response: Any) -> list[Effect]:
         if response.status not in (SUCCESS, FAILURE):
-            log.warn(
+            self._log.warn(
                 "station {station_id}: Disconnect RPC error: {error}",
-                station_id=self.station_id,
                 error=response.error_msg,
             )
         return []
 
     def _backend_error(self, call: _InboundCall, what: str, error_msg: str) -> list[Effect]:
-        log.warn(
+        self._log.warn(
             "station {station_id}: backend error on {what}: {error}",
-            station_id=self.station_id,
             what=what,
             error=error_msg,
         )
@@ -600,9 +608,8 @@ class Session:
             try:
                 message = cable.decode_transmission(text)
             except cable.MalformedMessage as e:
-                log.warn(
+                self._log.warn(
                     "station {station_id}: dropped a malformed transmission: {reason}",
-                    station_id=self.station_id,
                     reason=str(e),
                 )
                 intact = False
@@ -620,9 +627,8 @@ class Session:
             return self._backend_command(str(command), unique_id, message.get("payload"))
         call = self._waiting.get(unique_id) if isinstance(unique_id, str) else None
         if call is None:
-            log.info(
+            self._log.info(
                 "station {station_id}: {command} for unknown CALL {unique_id} dropped",
-                station_id=self.station_id,
                 command=command,
                 unique_id=unique_id,
             )
@@ -644,9 +650,8 @@ class Session:
             except Violation as e:
                 problem = e.description
         if problem is not None:
-            log.warn(
+            self._log.warn(
                 "station {station_id}: invalid backend reply to {action} {unique_id}: {reason}",
-                station_id=self.station_id,
                 action=call.action,
                 unique_id=call.unique_id,
                 reason=problem,
@@ -657,10 +662,9 @@ class Session:
     def _backend_error_reply(self, call: _InboundCall, message: Mapping[str, Any]) -> list[Effect]:
         code = message.get("error_code") or message.get("code")
         if code not in self.catalog.call_error_codes:
-            log.warn(
+            self._log.warn(
                 "station {station_id}: backend error code {code!r} is not an OCPP code: "
                 "sending GenericError",
-                station_id=self.station_id,
                 code=code,
             )
             code = self.catalog.error_code(ErrorKind.GENERIC)
@@ -682,9 +686,8 @@ class Session:
             try:
                 self.validator.check_command(action, command.payload)
             except Violation as e:
-                log.warn(
+                self._log.warn(
                     "station {station_id}: invalid remote command {action} not sent: {reason}",
-                    station_id=self.station_id,
                     action=action,
                     reason=e.description,
                 )
@@ -725,9 +728,8 @@ class Session:
 
     def _enqueue_command(self, command: _OutboundCall) -> list[Effect]:
         if len(self._outbox) >= self.settings.max_queue:
-            log.warn(
+            self._log.warn(
                 "station {station_id}: command queue full, {action} dropped",
-                station_id=self.station_id,
                 action=command.action,
             )
             self._command_ended(command, "dropped")
@@ -750,9 +752,8 @@ class Session:
     def _on_reply(self, message: framing.CallResult | framing.CallError) -> list[Effect]:
         command = self._outstanding
         if command is None or command.unique_id != message.unique_id:
-            log.info(
+            self._log.info(
                 "station {station_id}: reply to unknown CALL {unique_id} dropped",
-                station_id=self.station_id,
                 unique_id=message.unique_id,
             )
             return []
@@ -776,9 +777,8 @@ class Session:
         if command is None:
             return []
         self._outstanding = None
-        log.warn(
+        self._log.warn(
             "station {station_id}: no reply to {action} {unique_id} in time",
-            station_id=self.station_id,
             action=command.action,
             unique_id=command.unique_id,
         )

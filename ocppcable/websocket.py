@@ -165,6 +165,7 @@ class StationProtocol(WebSocketServerProtocol):
             settings=factory.settings,
             url=f"{scheme}://{headers.get('host', '')}{self.http_request_uri}",
             headers=forwarded,
+            sid=self.sid,
             metrics=factory.metrics,
         )
         return subprotocol
@@ -173,8 +174,8 @@ class StationProtocol(WebSocketServerProtocol):
         self._log.info(
             "station {station_id} connected ({subprotocol}, sid {sid})",
             station_id=self.station_id,
-            subprotocol=self.websocket_protocol_in_use,
             sid=self.sid,
+            subprotocol=self.websocket_protocol_in_use,
         )
         # behind WebSocketResource the HTTP channel is still the transport's producer
         self.transport.unregisterProducer()
@@ -184,7 +185,9 @@ class StationProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
-            self._log.info("station {station_id} sent a binary frame", station_id=self.station_id)
+            self._log.info(
+                "station {station_id} sent a binary frame", station_id=self.station_id, sid=self.sid
+            )
             self._close(1003, "binary frames are not OCPP")
             return
         self._event(self.session.frame_received, payload.decode("utf-8"))
@@ -194,6 +197,7 @@ class StationProtocol(WebSocketServerProtocol):
             self._log.info(
                 "station {station_id} disconnected (code {code}, {reason})",
                 station_id=self.station_id,
+                sid=self.sid,
                 code=code,
                 reason=reason,
             )
@@ -218,6 +222,7 @@ class StationProtocol(WebSocketServerProtocol):
             self._log.failure(
                 "station {station_id}: session error in {event}",
                 station_id=self.station_id,
+                sid=self.sid,
                 event=handler.__name__,
             )
             return
@@ -238,6 +243,7 @@ class StationProtocol(WebSocketServerProtocol):
                     self._log.failure(
                         "station {station_id}: failed to carry out {effect!r}",
                         station_id=self.station_id,
+                        sid=self.sid,
                         effect=effect,
                     )
         finally:
@@ -272,6 +278,7 @@ class StationProtocol(WebSocketServerProtocol):
                 self._log.warn(
                     "station {station_id} does not read its socket: dropping the connection",
                     station_id=self.station_id,
+                    sid=self.sid,
                 )
                 self.dropConnection(abort=True)
                 return

@@ -190,7 +190,7 @@ async def test_json_logs_carry_the_station_id(redis_server, reactor):
         await aio(_boot(ws))
         await read_until(lambda r: r.get("station_id") == "CP-JSON")
         record = next(r for r in lines if r.get("station_id") == "CP-JSON")
-        assert {"ts", "level", "ns", "msg"} <= set(record)
+        assert {"ts", "level", "ns", "msg", "sid"} <= set(record) and record["sid"]
         await read_until(lambda r: "payload" in r and "chargePointVendor" in r["payload"])
         await aio(ws.close())
         process.send_signal(signal.SIGTERM)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from ocppcable.ocpp import v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse
@@ -176,3 +178,75 @@ def test_201_only_knows_its_own_frames():
         e for e in session.frame_received('[6,"s","NotifyEvent",{}]') if isinstance(e, Send)
     ]
     assert json.loads(reply.text)[:3] == [4, "s", "MessageTypeNotSupported"]
+
+
+# --- SPEC §7, row by row (the transport-level rows — binary and oversized frames — are
+# --- end-to-end tests in test_e2e_hostile.py; malformed broadcasts are the hub's, test_hub.py)
+
+SPEC_7 = [
+    ("not JSON", ["{nope"], [4, "-1", "FormationViolation"]),
+    ("not an array", ['{"a":1}'], [4, "-1", "FormationViolation"]),
+    ("wrong arity", ['[2,"w","Heartbeat"]'], [4, "w", "FormationViolation"]),
+    ("unknown message type", ['[8,"t",{}]'], [4, "t", "FormationViolation"]),
+    ("unknown action", ['[2,"u","Teleport",{}]'], [4, "u", "NotImplemented"]),
+    (
+        "schema: wrong type",
+        ['[2,"s","BootNotification",{"chargePointVendor":1,"chargePointModel":"M"}]'],
+        [4, "s", "TypeConstraintViolation"],
+    ),
+    (
+        "schema: missing field",
+        ['[2,"s","BootNotification",{"chargePointVendor":"V"}]'],
+        [4, "s", "OccurenceConstraintViolation"],
+    ),
+    (
+        "schema: value out of range",
+        ['[2,"s","StatusNotification",{"connectorId":1,"errorCode":"X","status":"Available"}]'],
+        [4, "s", "PropertyConstraintViolation"],
+    ),
+    (
+        "schema: extra property",
+        ['[2,"s","Heartbeat",{}]', '[2,"s2","DataTransfer",{"vendorId":"v","x":1}]'],
+        [4, "s2", "FormationViolation"],
+    ),
+    ("reply to an unknown CALL", ['[3,"nobody",{}]', '[4,"nobody","GenericError","",{}]'], None),
+]
+
+
+@pytest.mark.parametrize(("row", "frames", "expected"), SPEC_7, ids=[r[0] for r in SPEC_7])
+def test_spec_7_bad_input(row, frames, expected):
+    session = make()
+    session.validator = validator_for(session.catalog)
+    effects = []
+    for frame in frames:
+        effects = session.frame_received(frame)
+    assert rpcs(effects) == []  # never an RPC for bad input
+    replies = sent(effects)
+    if expected is None:
+        assert replies == []
+    else:
+        assert replies[-1][:3] == expected
+
+
+def test_spec_7_three_malformed_frames_in_a_row_close():
+    session = make()
+    effects = [session.frame_received("[") for _ in range(3)]
+    assert Close(1002, "too many malformed frames") in effects[-1]
+    assert not any(isinstance(e, Close) for e in effects[0] + effects[1])
+
+
+def test_spec_7_duplicate_unique_id_in_flight():
+    session = established()
+    only_rpc(session.frame_received(call("d", "DataTransfer", {"vendorId": "v"})))
+    assert sent(session.frame_received(call("d", "DataTransfer", {"vendorId": "v"}))) == [
+        [4, "d", "ProtocolError", "uniqueId already in flight", {}]
+    ]
+
+
+def test_spec_7_malformed_backend_response():
+    session = established()
+    message = only_rpc(session.frame_received(call("m", "DataTransfer", {"vendorId": "v"})))
+    response = CommandResponse(status=SUCCESS, transmissions=["[not json"])
+    assert sent(session.rpc_succeeded(message.token, response)) == [
+        [4, "m", "InternalError", "malformed backend reply", {}]
+    ]
