@@ -18,7 +18,7 @@ from typing import Any
 import websockets
 from google.protobuf import json_format
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
@@ -237,6 +237,37 @@ class Station(ChargePoint):
     async def on_reset(self, type: str) -> Any:
         await self.commands.put(("Reset", {"type": type}))
         return call_result.Reset(status="Accepted")
+
+
+async def charging_session(cp: Station) -> None:
+    """Boot → Authorize → StartTransaction → MeterValues → StopTransaction against the demo
+    channel (tests.support.Backend or ocppcable.demo), checking each reply."""
+    boot = await cp.call(
+        call.BootNotification(
+            charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
+        )
+    )
+    assert boot.status == "Accepted" and boot.interval == 60
+    auth = await cp.call(call.Authorize(id_tag="TAG-OK"))
+    assert auth.id_tag_info["status"] == "Accepted"
+    start = await cp.call(
+        call.StartTransaction(
+            connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
+        )
+    )
+    assert start.transaction_id == 1
+    sample = {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
+    values = await cp.call(call.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample]))
+    assert values is not None  # {} (the default reply), schema-validated by the client
+    stop = await cp.call(
+        call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
+    )
+    assert stop is not None
+
+
+CHARGING_ACTIONS = [
+    "boot_notification", "authorize", "start_transaction", "meter_values", "stop_transaction"
+]  # fmt: skip
 
 
 class StationConnection:

@@ -12,7 +12,16 @@ from ocpp.v16 import call
 from websockets.exceptions import InvalidStatus
 
 from ocppcable.protos.rpc_pb2 import ERROR, FAILURE, SUCCESS, CommandResponse
-from tests.support import RedisServer, aio, free_port, open_station, raw_socket, wait_for
+from tests.support import (
+    CHARGING_ACTIONS,
+    RedisServer,
+    aio,
+    charging_session,
+    free_port,
+    open_station,
+    raw_socket,
+    wait_for,
+)
 
 
 async def _gateway(start_gateway, backend, redis_server, *args):
@@ -31,42 +40,7 @@ async def test_charging_session_and_remote_command(start_gateway, backend, redis
     conn = await aio(open_station(gateway.url("CP-1"), "CP-1"))
     cp = conn.station
 
-    boot = await aio(
-        cp.call(
-            call.BootNotification(
-                charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
-            )
-        )
-    )
-    assert boot.status == "Accepted" and boot.interval == 60
-    auth = await aio(cp.call(call.Authorize(id_tag="TAG-OK")))
-    assert auth.id_tag_info["status"] == "Accepted"
-    start = await aio(
-        cp.call(
-            call.StartTransaction(
-                connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
-            )
-        )
-    )
-    assert start.transaction_id == 1
-    values = await aio(
-        cp.call(
-            call.MeterValues(
-                connector_id=1,
-                transaction_id=1,
-                meter_value=[
-                    {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
-                ],
-            )
-        )
-    )
-    assert values is not None  # {} (default reply), schema-validated by the client
-    stop = await aio(
-        cp.call(
-            call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
-        )
-    )
-    assert stop is not None
+    await aio(charging_session(cp))
     heartbeat = await aio(cp.call(call.Heartbeat()))
     assert heartbeat.current_time.endswith("Z")
 
@@ -74,9 +48,7 @@ async def test_charging_session_and_remote_command(start_gateway, backend, redis
     methods = [c.method for c in backend.calls]
     assert methods[:2] == ["connect", "subscribe"]
     actions = [c.action for c in backend.recorded("message")]
-    assert actions == [
-        "boot_notification", "authorize", "start_transaction", "meter_values", "stop_transaction"
-    ]  # fmt: skip
+    assert actions == CHARGING_ACTIONS
     assert all(c.meta["protov"] == "v1" and c.meta["sid"] for c in backend.calls)
     subscribe = backend.recorded("subscribe")[0].request
     assert subscribe.identifier == '{"channel":"OCPPChannel","id":"CP-1","sn":"SN-1"}'

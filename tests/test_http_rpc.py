@@ -31,10 +31,12 @@ from ocppcable.rpc.http_client import HTTPRPCClient, decode_response, encode_req
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.service import make_rpc
 from tests.support import (
+    CHARGING_ACTIONS,
     TIMEOUT,
     Backend,
     HTTPBackend,
     aio,
+    charging_session,
     free_port,
     http_client,
     open_station,
@@ -84,48 +86,11 @@ async def test_charging_session_over_http_rpc(start_gateway, http_backend, react
     conn = await aio(open_station(gateway.url("CP-1"), "CP-1"))
     cp = conn.station
 
-    boot = await aio(
-        cp.call(
-            call.BootNotification(
-                charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
-            )
-        )
-    )
-    assert boot.status == "Accepted" and boot.interval == 60
-    auth = await aio(cp.call(call.Authorize(id_tag="TAG-OK")))
-    assert auth.id_tag_info["status"] == "Accepted"
-    start = await aio(
-        cp.call(
-            call.StartTransaction(
-                connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
-            )
-        )
-    )
-    assert start.transaction_id == 1
-    values = await aio(
-        cp.call(
-            call.MeterValues(
-                connector_id=1,
-                transaction_id=1,
-                meter_value=[
-                    {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
-                ],
-            )
-        )
-    )
-    assert values is not None
-    stop = await aio(
-        cp.call(
-            call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
-        )
-    )
-    assert stop is not None
+    await aio(charging_session(cp))
 
     assert [c.method for c in backend.calls][:2] == ["connect", "subscribe"]
     actions = [c.action for c in backend.recorded("message")]
-    assert actions == [
-        "boot_notification", "authorize", "start_transaction", "meter_values", "stop_transaction"
-    ]  # fmt: skip
+    assert actions == CHARGING_ACTIONS
 
     # every request: JSON, the derived bearer key, the session's meta headers
     sids = set()

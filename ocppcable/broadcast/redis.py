@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import txredisapi
 from twisted.application.service import Service
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
@@ -33,34 +33,44 @@ def redis_endpoint(reactor: Any, url: str) -> tuple[Any, str | None, str | None]
     return endpoint, username, password
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):
-    factory: _SubscriberFactory
+class SubscriberOwner(Protocol):
+    """What a :class:`Subscriber` reports to (the pub/sub broadcasters)."""
+
+    def subscriber_ready(self, conn: Subscriber) -> Deferred[Any] | None: ...
+
+    def subscriber_lost(self, conn: Subscriber) -> None: ...
+
+    def received(self, message: Any) -> None: ...
+
+
+class Subscriber(txredisapi.SubscriberProtocol):
+    """A pub/sub connection; txredisapi builds a new one on every reconnect and does not
+    subscribe again by itself, so its owner is told each time one is ready."""
+
+    factory: SubscriberFactory
 
     @inlineCallbacks
     def connectionMade(self) -> Any:
-        # txredisapi builds a new protocol on every reconnect and does not resubscribe itself.
         yield super().connectionMade()
         if self.connected:
-            yield self.subscribe([self.factory.channel])
-            self.factory.owner.subscribed()
+            yield self.factory.owner.subscriber_ready(self)
 
     def connectionLost(self, why: Any) -> None:
         super().connectionLost(why)
-        self.factory.owner.lost()
+        self.factory.owner.subscriber_lost(self)
 
     def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
         self.factory.owner.received(message)
 
 
-class _SubscriberFactory(txredisapi.SubscriberFactory):
-    protocol = _Subscriber
+class SubscriberFactory(txredisapi.SubscriberFactory):
+    protocol = Subscriber
     initialDelay = 0.5
     maxDelay = 5
 
-    def __init__(self, owner: RedisBroadcaster, channel: str) -> None:
+    def __init__(self, owner: SubscriberOwner) -> None:
         super().__init__()
         self.owner = owner
-        self.channel = channel
         self.convertNumbers = False  # else a payload "123" arrives as the int 123
 
 
@@ -77,12 +87,12 @@ class RedisBroadcaster(Service):
         self.dispatch = dispatch
         self.connected = False
         self.description = f"redis pub/sub {channel!r}"
-        self._factory: _SubscriberFactory | None = None
+        self._factory: SubscriberFactory | None = None
 
     def startService(self) -> None:
         super().startService()
         endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        factory = _SubscriberFactory(self, self.channel)
+        factory = SubscriberFactory(self)
         factory.username, factory.password = username, password
         factory.deferred.addErrback(
             lambda f: log.error("redis subscriber failed: {reason}", reason=f.getErrorMessage())
@@ -97,11 +107,14 @@ class RedisBroadcaster(Service):
             return factory.disconnect()
         return None
 
-    def subscribed(self) -> None:
+    def subscriber_ready(self, conn: Subscriber) -> Deferred[Any]:
+        return conn.subscribe([self.channel]).addCallback(self._subscribed)
+
+    def _subscribed(self, _: Any) -> None:
         self.connected = True
         log.info("subscribed to redis channel {channel}", channel=self.channel)
 
-    def lost(self) -> None:
+    def subscriber_lost(self, conn: Subscriber) -> None:
         if self.connected and self.running:
             log.warn("lost the redis connection: reconnecting")
         self.connected = False

@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from ocppcable.broadcast import publication
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.broadcast.redis import redis_endpoint
+from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, redis_endpoint
 
 if TYPE_CHECKING:
     from ocppcable.hub import Hub
@@ -141,35 +141,6 @@ class _ReaderFactory(txredisapi.RedisFactory):
         self.owner = owner
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):
-    factory: _SubscriberFactory
-
-    @inlineCallbacks
-    def connectionMade(self) -> Any:
-        # txredisapi builds a new protocol on every reconnect and does not resubscribe itself.
-        yield super().connectionMade()
-        if self.connected:
-            yield self.factory.owner.subscriber_ready(self)
-
-    def connectionLost(self, why: Any) -> None:
-        super().connectionLost(why)
-        self.factory.owner.subscriber_lost(self)
-
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
-        self.factory.owner.received(message)
-
-
-class _SubscriberFactory(txredisapi.SubscriberFactory):
-    protocol = _Subscriber
-    initialDelay = 0.5
-    maxDelay = 5
-
-    def __init__(self, owner: RedisXBroadcaster) -> None:
-        super().__init__()
-        self.owner = owner
-        self.convertNumbers = False  # else a payload "123" arrives as the int 123
-
-
 @implementer(IBroadcaster)
 class RedisXBroadcaster(Service):
     """Reads ``stream`` in group ``bx``, fans entries out through pub/sub, delivers what the
@@ -211,7 +182,7 @@ class RedisXBroadcaster(Service):
         self.description = f"redisx stream {stream!r} (group {GROUP}, consumer {self.consumer})"
         self._factories: list[txredisapi.RedisFactory] = []
         self._reader: _Reader | None = None
-        self._subscriber: _Subscriber | None = None
+        self._subscriber: Subscriber | None = None
         self._pause: Deferred[None] | None = None
         self._next_claim = 0.0
         hub.watch(self._stream_added, self._stream_removed)
@@ -223,7 +194,7 @@ class RedisXBroadcaster(Service):
     def startService(self) -> None:
         super().startService()
         endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        subscriber = _SubscriberFactory(self)
+        subscriber = SubscriberFactory(self)
         subscriber.username, subscriber.password = username, password
         self._factories = [_ReaderFactory(self, username, password), subscriber]
         for factory in self._factories:
@@ -416,7 +387,7 @@ class RedisXBroadcaster(Service):
 
     # --- pub/sub ----------------------------------------------------------------------------------
 
-    def subscriber_ready(self, conn: _Subscriber) -> Deferred[Any] | None:
+    def subscriber_ready(self, conn: Subscriber) -> Deferred[Any] | None:
         if not self.running:
             return None
         self._subscriber = conn
@@ -429,7 +400,7 @@ class RedisXBroadcaster(Service):
         )
         return d.addErrback(self._subscription_failed)
 
-    def subscriber_lost(self, conn: _Subscriber) -> None:
+    def subscriber_lost(self, conn: Subscriber) -> None:
         if self._subscriber is conn:
             self._subscriber = None
             log.warn(
