@@ -201,7 +201,7 @@ class Session:
     _outbox: deque[_OutboundCall] = field(default_factory=deque)
     _outstanding: _OutboundCall | None = None
     _rpcs: dict[int, _Pending] = field(default_factory=dict)
-    _tokens: int = 0
+    _last_token: int = 0
 
     # --- events ------------------------------------------------------------------------------
 
@@ -371,7 +371,8 @@ class Session:
         uid, action = message.unique_id, message.action
         if action == "Heartbeat":
             self.metrics.call_in(action, "ok")
-            effects.append(Send(framing.encode_result(uid, {"currentTime": self.utc_now()})))
+            payload = self.catalog.default_reply(action, self.utc_now(), 0)  # {"currentTime"}
+            effects.append(Send(framing.encode_result(uid, payload)))
             return effects
         if action not in self.catalog.station_actions:
             return effects + self._refuse(
@@ -475,9 +476,9 @@ class Session:
     def _rpc(
         self, purpose: str, method: str, request: Any, call: _InboundCall | None = None
     ) -> RPC:
-        self._tokens += 1
-        self._rpcs[self._tokens] = _Pending(purpose, call)
-        return RPC(self._tokens, method, request)
+        self._last_token += 1
+        self._rpcs[self._last_token] = _Pending(purpose, call)
+        return RPC(self._last_token, method, request)
 
     def _env(self) -> Env:
         return Env(url=self.url, headers=self.headers, cstate=self.cstate, istate=self.istate)
