@@ -37,6 +37,7 @@ class Hub:
         self._streams: dict[str, set[Station]] = {}
         self._stations: dict[str, Station] = {}
         self._watchers: list[tuple[Callable[[str], None], Callable[[str], None]]] = []
+        self._registered: list[Callable[[str], None]] = []
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -50,6 +51,12 @@ class Hub:
                 station_id=station.station_id,
             )
             previous.replace()
+        for registered in self._registered:
+            registered(station.station_id)
+
+    def on_register(self, registered: Callable[[str], None]) -> None:
+        """Call ``registered(station_id)`` whenever a station connects to this node."""
+        self._registered.append(registered)
 
     def unregister(self, station: Station) -> None:
         if self._stations.get(station.station_id) is station:

@@ -17,6 +17,7 @@ from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
 from ocppcable.broadcast.redis import RedisBroadcaster
 from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
+from ocppcable.broadcast.takeover import ClusterTakeover
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
@@ -263,6 +264,8 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             metrics.watch_redis(adapter, broadcaster)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
+    if {"redis", "redisx"} & set(config["broadcast-adapter"]):
+        ClusterTakeover(reactor, config["redis-url"], hub).setServiceParent(gateway)
     if config["metrics-path"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     site = build_site(config["ocpp-path"], stations, on_main_site)

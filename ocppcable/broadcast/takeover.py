@@ -1,0 +1,101 @@
+"""Station takeover across the cluster (SPEC §2.5).
+
+A station that reconnects lands on whichever node the load balancer picks; its old connection
+may still be open on another node (the station saw the network drop, the node did not yet). When
+Redis is configured every node announces the stations that connect to it on a pub/sub channel,
+and a node holding an older connection for that id closes it with 1000 "replaced" (which makes
+its Disconnect RPC), exactly as for a second connection on the same node.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import txredisapi
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, redis_endpoint
+from ocppcable.broadcast.redisx import consumer_name
+from ocppcable.hub import Hub
+
+log = Logger()
+
+CHANNEL = "__ocppcable_stations__"
+#: seconds a PUBLISH may wait (txredisapi queues commands while Redis is away)
+PUBLISH_TIMEOUT = 2.0
+
+
+class ClusterTakeover(Service):
+    """Announces local stations and replaces local connections announced by other nodes."""
+
+    name = "takeover"
+
+    def __init__(self, reactor: Any, url: str, hub: Hub) -> None:
+        self.reactor = reactor
+        self.url = url
+        self.hub = hub
+        self.node = consumer_name()
+        self._publisher: txredisapi.RedisFactory | None = None
+        self._subscriber: SubscriberFactory | None = None
+        hub.on_register(self._announce)
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint, username, password = redis_endpoint(self.reactor, self.url)
+        publisher = txredisapi.RedisFactory(
+            None, None, 1, isLazy=True, convertNumbers=False, username=username, password=password
+        )
+        subscriber = SubscriberFactory(self)
+        subscriber.username, subscriber.password = username, password
+        for factory in (publisher, subscriber):
+            factory.deferred.addErrback(lambda f: None)  # outages are logged by the adapters
+            factory.startConnecting(endpoint)
+        self._publisher, self._subscriber = publisher, subscriber
+
+    def stopService(self) -> Any:
+        super().stopService()
+        factories = [f for f in (self._publisher, self._subscriber) if f is not None]
+        self._publisher = self._subscriber = None
+        for factory in factories:
+            factory.disconnect()
+
+    def _announce(self, station_id: str) -> None:
+        if self._publisher is None:
+            return
+        message = json.dumps({"station_id": station_id, "node": self.node})
+        d = self._publisher.handler.publish(CHANNEL, message)
+        d.addTimeout(PUBLISH_TIMEOUT, self.reactor)
+        d.addErrback(
+            lambda f: log.info(
+                "could not announce station {station_id} to the cluster: {reason}",
+                station_id=station_id,
+                reason=f.getErrorMessage(),
+            )
+        )
+
+    # --- SubscriberOwner ---------------------------------------------------------------------------
+
+    def subscriber_ready(self, conn: Subscriber) -> Deferred[Any]:
+        return conn.subscribe([CHANNEL])
+
+    def subscriber_lost(self, conn: Subscriber) -> None:
+        pass
+
+    def received(self, message: Any) -> None:
+        try:
+            announcement = json.loads(message)
+            station_id, node = announcement["station_id"], announcement["node"]
+        except (TypeError, ValueError, KeyError):
+            log.warn("dropped a malformed station announcement: {message!r}", message=message)
+            return
+        station = self.hub.station(station_id)
+        if node != self.node and station is not None:
+            log.info(
+                "station {station_id} connected to node {node}: replacing it here",
+                station_id=station_id,
+                node=node,
+            )
+            station.replace()
