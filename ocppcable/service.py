@@ -10,6 +10,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from ocppcable import keys
@@ -48,6 +49,12 @@ class Listener(Service):
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
         listening = serverFromString(self.reactor, self.description).listen(self.factory)
+        outcome: list[Any] = []
+        listening.addBoth(lambda result: outcome.append(result) or result)
+        if outcome and isinstance(outcome[0], Failure):
+            # TCP and TLS bind at once: fail the start itself, so twistd exits non-zero
+            listening.addErrback(lambda _: None)
+            outcome[0].raiseException()
         self._binding = listening.addCallbacks(self._listening, self._failed)
 
     def startService(self) -> None:

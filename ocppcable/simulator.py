@@ -1,14 +1,17 @@
-"""Simulated OCPP 1.6J charging stations: a tool to try a gateway and a load generator.
+"""Simulated OCPP 1.6J/2.0.1 charging stations: a tool to try a gateway and a load generator.
 
 ``ocppcable-station ws://localhost:8080/ocpp --stations 1000 --sessions 2`` connects 1000
-stations (``SIM-0001`` …) to ``ws://localhost:8080/ocpp/<station id>``. Each boots, heartbeats,
+stations (``SIM-0001`` …) to ``ws://localhost:8080/ocpp/<station id>``, as OCPP 1.6J stations
+(``--ocpp 2.0.1``: as 2.0.1 ones). Each boots, heartbeats,
 reports its connectors, runs its charging sessions and answers the remote commands a central
 system sends. At the end the run prints a summary (calls, CALLERRORs, timeouts, answered
 commands, CALL→reply latency) and exits 0 only when nothing went wrong.
 
 :class:`StationModel` is one station's OCPP behaviour without I/O: it takes events (connected,
 a frame arrived, a timer fired, disconnected) and returns effects (send, start or cancel a timer,
-close, reconnect). :class:`Stats` collects the numbers of a run. :class:`StationDriver`,
+close, reconnect); its :class:`~ocppcable.dialects.Dialect` turns that behaviour into one
+OCPP version's messages and that version's commands into the model's operations. :class:`Stats`
+collects the numbers of a run. :class:`StationDriver`,
 :class:`StationProtocol` and :class:`Simulator` carry the effects out with Twisted and Autobahn;
 one process drives thousands of stations.
 """
@@ -25,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar, TextIO
+from typing import Any, TextIO
 from urllib.parse import quote, urlsplit
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -55,22 +58,35 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 
 from ocppcable import __version__
-from ocppcable.ocpp import framing, v16
-from ocppcable.ocpp.validation import Validator, Violation
+from ocppcable.dialects import DIALECTS, Dialect
+from ocppcable.dialects.base import (
+    ACCEPTED,
+    AVAILABLE,
+    CHARGING,
+    CONNECTORS,
+    HEARTBEAT,
+    METER,
+    PENDING,
+    PREPARING,
+    REJECTED,
+    SCHEDULED,
+    UNKNOWN,
+    Reply,
+    Transaction,
+)
+from ocppcable.ocpp import framing
+from ocppcable.ocpp.validation import Validator, Violation, validator_for
 
 log = Logger()
+#: one line per remote command answered (shown unless --quiet)
+commands_log = Logger(namespace="ocppcable.simulator.commands")
 
-SUBPROTOCOL = "ocpp1.6"
 USER_AGENT = f"ocppcable-station/{__version__}"
-VENDOR = "ocppcable"
-MODEL = "simulated station"
-#: BootNotification.meterSerialNumber (the station id) is a CiString25
+#: the station id is sent as BootNotification.meterSerialNumber (1.6: CiString25) or
+#: chargingStation.serialNumber (2.0.1: string(25))
 MAX_STATION_ID = 25
-#: Authorize.idTag is a CiString20
-MAX_ID_TAG = 20
 #: charging power of every connector, in W (meter readings grow at this rate)
 POWER = 11_000
-MEASURAND = "Energy.Active.Import.Register"
 
 #: seconds before a station retries a BootNotification that failed or gave no usable interval
 BOOT_RETRY = 10.0
@@ -89,9 +105,6 @@ STOP_TIMEOUT = 5.0
 #: shortest interval between two ramp steps, in seconds
 RAMP_TICK = 0.05
 
-ACCEPTED, PENDING, REJECTED = "Accepted", "Pending", "Rejected"
-AVAILABLE, PREPARING, CHARGING = "Available", "Preparing", "Charging"
-
 CALL_TIMER = "call"
 HEARTBEAT_TIMER = "heartbeat"
 BOOT_TIMER = "boot"
@@ -108,6 +121,7 @@ class Config:
 
     url: str  # base URL; a station connects to <url>/<station id>
     stations: int = 1
+    ocpp: str = "1.6"  # the OCPP version the stations speak: a key of DIALECTS
     prefix: str = "SIM"
     #: seconds to run; 0: until every station ran its sessions, or until stopped if sessions == 0
     duration: float = 0.0
@@ -118,12 +132,12 @@ class Config:
     #: charging sessions each station runs, one after the other
     sessions: int = 0
     session_length: float = 60.0
-    #: seconds between MeterValues during a session; 0: none
+    #: seconds between meter readings (MeterValues, TransactionEvent Updated) in a session; 0: none
     meter_interval: float = 10.0
     id_tag: str = "SIMULATOR"
     connectors: int = 1
     call_timeout: float = 30.0
-    quiet: bool = False  # no progress lines
+    quiet: bool = False  # no progress lines, no line per answered command
     verbose: bool = False  # log every frame
 
     def station_ids(self) -> list[str]:
@@ -321,21 +335,6 @@ Effect = Send | StartTimer | CancelTimer | Close | Reconnect | Finished
 
 
 @dataclass(slots=True)
-class Transaction:
-    """A charging session on one connector, from its start until StopTransaction is answered."""
-
-    connector_id: int
-    id_tag: str
-    local: bool  # one of the station's own sessions, not a RemoteStartTransaction
-    transaction_id: int | None = None  # from StartTransaction.conf
-    started_at: float | None = None  # clock() when charging began
-    stop_reason: str | None = None  # set once the session is to end
-
-
-Reply = dict[str, Any] | None  # a valid CALLRESULT payload, or None (CALLERROR, timeout, lost)
-
-
-@dataclass(slots=True)
 class _Call:
     """A CALL of the station, queued or waiting for its reply."""
 
@@ -346,44 +345,24 @@ class _Call:
     sent_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
-    """A configuration key (ChangeConfiguration/GetConfiguration)."""
-
-    readonly: bool
-    default: str = ""  # empty for keys whose value is the station's state
-
-
-CONFIGURATION: dict[str, _Key] = {
-    "AuthorizeRemoteTxRequests": _Key(True, "false"),
-    "ConnectionTimeOut": _Key(False, "60"),
-    "HeartbeatInterval": _Key(False),
-    "MeterValueSampleInterval": _Key(False),
-    "MeterValuesSampledData": _Key(False, MEASURAND),
-    "NumberOfConnectors": _Key(True),
-    "SupportedFeatureProfiles": _Key(True, "Core,RemoteTrigger"),
-}
-_SECONDS_KEYS = frozenset({"ConnectionTimeOut", "HeartbeatInterval", "MeterValueSampleInterval"})
-
-
 def _is_seconds(value: str) -> bool:
-    """Whether a configuration value is a whole number of seconds >= 0."""
+    """Whether a setting's value is a whole number of seconds >= 0."""
     return value.isascii() and value.isdigit()
 
 
-def _result(status: str) -> dict[str, Any]:
-    return {"status": status}
-
-
 class StationModel:
-    """One station's OCPP 1.6 behaviour, without I/O.
+    """One station's OCPP behaviour, without I/O; its :class:`Dialect` speaks the version.
 
     Every event method returns the effects to carry out, in order. The station keeps at most one
     CALL of its own outstanding: its CALLs wait in two queues, an urgent one (BootNotification,
-    messages requested by TriggerMessage, StopTransaction during a Reset) that is sent whatever
-    the registration status, and one for everything else, sent only once the central system
-    accepted the BootNotification. The queues survive reconnects (a station keeps charging
-    offline); a Reset clears them.
+    messages requested by TriggerMessage, transaction stops during a Reset) that is sent
+    whatever the registration status, and one for everything else, sent only once the central
+    system accepted the BootNotification. The queues survive reconnects (a station keeps
+    charging offline); a Reset clears them.
+
+    The public methods after the events (:meth:`trigger`, :meth:`remote_start`,
+    :meth:`remote_stop`, :meth:`reset`, :meth:`setting`, :meth:`change_setting`) are what the
+    dialect's remote commands do, in terms every version shares.
     """
 
     __slots__ = (
@@ -392,6 +371,7 @@ class StationModel:
         "stats",
         "validator",
         "clock",
+        "dialect",
         "sessions_left",
         "heartbeat_interval",
         "meter_interval",
@@ -399,6 +379,7 @@ class StationModel:
         "transactions",
         "_registers",
         "_settings",
+        "_reported",
         "_urgent",
         "_queue",
         "_outstanding",
@@ -406,14 +387,14 @@ class StationModel:
         "_online",
         "_counted_booted",
         "_ever_booted",
+        "_boot_reason",
         "_reset_requested",
+        "_reset_when_idle",
         "_rebooting",
         "_stopped",
         "_finished",
         "_out",
     )
-
-    _HANDLERS: ClassVar[dict[str, Callable[[StationModel, dict[str, Any]], dict[str, Any]]]]
 
     def __init__(
         self,
@@ -426,8 +407,9 @@ class StationModel:
         self.station_id = station_id
         self.config = config
         self.stats = stats
-        self.validator = validator
+        self.validator = validator  # of the dialect's catalog
         self.clock = clock  # seconds since the epoch (reactor.seconds)
+        self.dialect: Dialect = DIALECTS[config.ocpp]
         self.sessions_left = config.sessions
         self.heartbeat_interval = config.heartbeat or 0
         self.meter_interval = config.meter_interval
@@ -435,7 +417,8 @@ class StationModel:
         self.registration: str | None = None
         self.transactions: dict[int, Transaction] = {}  # by connector id
         self._registers = [0] * (config.connectors + 1)  # Wh per connector, [0] unused
-        self._settings: dict[str, str] = {}  # configuration keys changed by the central system
+        self._settings: dict[str, str] = {}  # settings changed by the central system
+        self._reported: dict[int, str] = {}  # the last status sent per connector
         self._urgent: deque[_Call] = deque()
         self._queue: deque[_Call] = deque()
         self._outstanding: _Call | None = None
@@ -443,7 +426,9 @@ class StationModel:
         self._online = False
         self._counted_booted = False
         self._ever_booted = False
+        self._boot_reason = "PowerUp"  # of the next BootNotification (2.0.1)
         self._reset_requested = False  # Reset accepted: stop transactions, then reboot
+        self._reset_when_idle = False  # Reset accepted for when the last transaction ends
         self._rebooting = False  # closing for a Reset; reconnect and boot once closed
         self._stopped = False
         self._finished = False
@@ -456,7 +441,7 @@ class StationModel:
         self._online = True
         self.stats.connected += 1
         if self.registration == ACCEPTED:
-            # a network reconnect, not a reboot: no BootNotification (OCPP 1.6)
+            # a network reconnect, not a reboot: no BootNotification
             self._schedule_heartbeat()
             self._status_all()
         else:
@@ -492,9 +477,9 @@ class StationModel:
         elif name == BOOT_TIMER:
             self._boot()
         elif name.startswith(METER_TIMER):
-            self._sample(int(name[len(METER_TIMER) :]))
+            self._sample(self.transactions[int(name[len(METER_TIMER) :])])
         elif name.startswith(END_TIMER):
-            self._stop(self.transactions[int(name[len(END_TIMER) :])], "Local")
+            self._stop(self.transactions[int(name[len(END_TIMER) :])], self.dialect.LOCAL)
         return self._effects()
 
     def disconnected(self, reason: str) -> list[Effect]:
@@ -533,6 +518,101 @@ class StationModel:
         if self._online:
             self._emit(Close(1000, "simulation over"))
         return self._effects()
+
+    # --- what remote commands do -------------------------------------------------------------
+
+    def trigger(
+        self, requested: str, connector: int | None, notification: dict[str, Any] | None = None
+    ) -> str:
+        """Send ``requested`` (BootNotification, Heartbeat, StatusNotification, MeterValues of
+        one connector or all, else the ``notification`` payload) ahead of everything queued;
+        returns ACCEPTED or REJECTED."""
+        connectors = self.dialect.status_connectors(self.config.connectors)
+        if connector is not None and connector not in connectors:
+            return REJECTED
+        if requested == "BootNotification":
+            self._boot("Triggered")
+            return ACCEPTED
+        if self.registration not in (ACCEPTED, PENDING):
+            return REJECTED
+        if requested == "Heartbeat":
+            self._enqueue(_Call("Heartbeat", {}), urgent=True)
+        elif requested == "StatusNotification":
+            for c in connectors if connector is None else [connector]:
+                self._status(c, self._connector_status(c), urgent=True, again=True)
+        elif requested == "MeterValues":
+            for c in range(1, self.config.connectors + 1) if connector is None else [connector]:
+                message = self.dialect.triggered_sample(
+                    c, self.transactions.get(c), self._reading(c), self._timestamp()
+                )
+                self._enqueue(_Call(*message), urgent=True)
+        else:
+            self._enqueue(_Call(requested, notification or {}), urgent=True)
+        return ACCEPTED
+
+    def remote_start(self, token: Any, connector: int | None, remote_id: int | None = None) -> bool:
+        """Start a transaction for ``token`` without asking the central system (it asked us);
+        on a free connector when ``connector`` is None. Whether it starts."""
+        if self.registration != ACCEPTED or self._reset_requested or self._reset_when_idle:
+            return False
+        if connector is None:
+            connector = self._free_connector()
+        elif not 1 <= connector <= self.config.connectors or connector in self.transactions:
+            connector = None
+        if connector is None:
+            return False
+        tx = Transaction(connector, token, local=False, remote_id=remote_id)
+        self.transactions[connector] = tx
+        self._status(connector, PREPARING)
+        self._start_transaction(tx)  # remote starts are not authorized again
+        return True
+
+    def remote_stop(self, transaction_id: Any) -> bool:
+        """Stop the running transaction ``transaction_id``; whether there is one."""
+        for tx in self.transactions.values():
+            if tx.transaction_id == transaction_id and tx.stop_reason is None:
+                self._stop(tx, self.dialect.REMOTE)
+                return True
+        return False
+
+    def reset(self, reason: str, on_idle: bool = False) -> str:
+        """Stop every transaction with ``reason``, then reboot; ``on_idle``: reboot once the
+        last transaction ends by itself (SCHEDULED), or now if there is none (ACCEPTED)."""
+        if on_idle and self.transactions:
+            self._reset_when_idle = True
+            return SCHEDULED
+        self._reset_requested = True
+        for tx in list(self.transactions.values()):
+            self._stop(tx, reason)
+        return ACCEPTED
+
+    def setting(self, name: str) -> str:
+        """The value of one of the dialect's settings."""
+        state = self.dialect.settings[name].state
+        if state == HEARTBEAT:
+            return str(self.heartbeat_interval)
+        if state == METER:
+            return f"{self.meter_interval:g}"
+        if state == CONNECTORS:
+            return str(self.config.connectors)
+        return self._settings.get(name, self.dialect.settings[name].default)
+
+    def change_setting(self, name: str, value: str) -> str:
+        """Change a setting; ACCEPTED, REJECTED (read-only, bad value) or UNKNOWN."""
+        known = self.dialect.settings.get(name)
+        if known is None:
+            return UNKNOWN
+        if known.readonly or (known.seconds and not _is_seconds(value)):
+            return REJECTED
+        if known.state == HEARTBEAT:
+            self.heartbeat_interval = int(value)
+            if self.registration == ACCEPTED:
+                self._schedule_heartbeat()
+        elif known.state == METER:
+            self.meter_interval = int(value)  # from the next sample on
+        else:
+            self._settings[name] = value
+        return ACCEPTED
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -643,13 +723,10 @@ class StationModel:
 
     # --- registration ------------------------------------------------------------------------
 
-    def _boot(self) -> None:
-        payload = {
-            "chargePointVendor": VENDOR,
-            "chargePointModel": MODEL,
-            "firmwareVersion": __version__,
-            "meterSerialNumber": self.station_id,
-        }
+    def _boot(self, reason: str | None = None) -> None:
+        if reason is not None:
+            self._boot_reason = reason
+        payload = self.dialect.boot(self.station_id, self._boot_reason)
         self._enqueue(_Call("BootNotification", payload, self._booted), urgent=True)
 
     def _booted(self, reply: Reply) -> None:
@@ -683,12 +760,13 @@ class StationModel:
 
     def _reboot(self) -> None:
         """The last step of a Reset: forget everything volatile and close; reconnect later."""
-        self._reset_requested = False
+        self._reset_requested = self._reset_when_idle = False
         self._rebooting = True
         self.sessions_left += sum(tx.local for tx in self.transactions.values())
         self.transactions.clear()
         self._queue.clear()
         self.registration = None
+        self._boot_reason = "RemoteReset"
         self._update_booted()
         self._emit(CancelTimer(HEARTBEAT_TIMER))
         self._emit(Close(1000, "reset"))
@@ -701,18 +779,21 @@ class StationModel:
             return AVAILABLE
         return PREPARING if tx.started_at is None else CHARGING
 
-    def _status(self, connector: int, status: str, urgent: bool = False) -> None:
-        payload = {
-            "connectorId": connector,
-            "errorCode": "NoError",
-            "status": status,
-            "timestamp": self._timestamp(),
-        }
+    def _status(
+        self, connector: int, state: str, urgent: bool = False, again: bool = False
+    ) -> None:
+        """Report a connector's state, unless the version's status for it was the last one sent
+        (``again``: even so)."""
+        status = self.dialect.connector_status(state)
+        if not again and self._reported.get(connector) == status:
+            return
+        self._reported[connector] = status
+        payload = self.dialect.status(connector, status, self._timestamp())
         self._enqueue(_Call("StatusNotification", payload), urgent)
 
     def _status_all(self) -> None:
-        for connector in range(self.config.connectors + 1):
-            self._status(connector, self._connector_status(connector))
+        for connector in self.dialect.status_connectors(self.config.connectors):
+            self._status(connector, self._connector_status(connector), again=True)
 
     def _free_connector(self) -> int | None:
         free = (c for c in range(1, self.config.connectors + 1) if c not in self.transactions)
@@ -732,19 +813,20 @@ class StationModel:
         """Start the station's next own session, if it has one left and a free connector."""
         if not self.sessions_left or any(tx.local for tx in self.transactions.values()):
             return
-        if self.registration != ACCEPTED or self._reset_requested:
+        if self.registration != ACCEPTED or self._reset_requested or self._reset_when_idle:
             return
         connector = self._free_connector()
         if connector is None:
             return  # all busy with remote starts: tried again when one ends
         self.sessions_left -= 1
-        tx = Transaction(connector, self.config.id_tag, local=True)
+        tx = Transaction(connector, self.dialect.id_token(self.config.id_tag), local=True)
         self.transactions[connector] = tx
         self._status(connector, PREPARING)
-        self._enqueue(_Call("Authorize", {"idTag": tx.id_tag}, partial(self._authorized, tx)))
+        authorize = self.dialect.authorize(tx.token)
+        self._enqueue(_Call("Authorize", authorize, partial(self._authorized, tx)))
 
     def _authorized(self, tx: Transaction, reply: Reply) -> None:
-        accepted = reply is not None and reply["idTagInfo"]["status"] == ACCEPTED
+        accepted = reply is not None and self.dialect.authorized(reply)
         if reply is not None and not accepted:
             self.stats.sessions_refused += 1
         if accepted and tx.stop_reason is None:
@@ -753,23 +835,21 @@ class StationModel:
             self._end_session(tx)
 
     def _start_transaction(self, tx: Transaction) -> None:
-        payload = {
-            "connectorId": tx.connector_id,
-            "idTag": tx.id_tag,
-            "meterStart": self._registers[tx.connector_id],
-            "timestamp": self._timestamp(),
-        }
-        self._enqueue(_Call("StartTransaction", payload, partial(self._transaction_started, tx)))
+        action, payload = self.dialect.start(
+            tx, self._registers[tx.connector_id], self._timestamp()
+        )
+        self._enqueue(_Call(action, payload, partial(self._transaction_started, tx, payload)))
 
-    def _transaction_started(self, tx: Transaction, reply: Reply) -> None:
-        if reply is None:  # no transaction id: the central system knows of no transaction
+    def _transaction_started(self, tx: Transaction, request: dict[str, Any], reply: Reply) -> None:
+        outcome = self.dialect.started(request, reply)
+        if outcome is None:
             self._end_session(tx)
             return
-        tx.transaction_id = reply["transactionId"]
+        tx.transaction_id, accepted = outcome
         tx.started_at = self.clock()
-        if reply["idTagInfo"]["status"] != ACCEPTED:
+        if not accepted:
             self.stats.sessions_refused += 1
-            tx.stop_reason = tx.stop_reason or "DeAuthorized"
+            tx.stop_reason = tx.stop_reason or self.dialect.DEAUTHORIZED
         else:
             self.stats.sessions_started += 1
         if tx.stop_reason is not None:
@@ -781,29 +861,14 @@ class StationModel:
             self._emit(StartTimer(f"{METER_TIMER}{connector}", self.meter_interval))
         self._emit(StartTimer(f"{END_TIMER}{connector}", self.config.session_length))
 
-    def _meter_values(self, connector: int, context: str) -> dict[str, Any]:
-        sample = {
-            "value": str(self._reading(connector)),
-            "context": context,
-            "measurand": MEASURAND,
-            "unit": "Wh",
-        }
-        payload: dict[str, Any] = {
-            "connectorId": connector,
-            "meterValue": [{"timestamp": self._timestamp(), "sampledValue": [sample]}],
-        }
-        tx = self.transactions.get(connector)
-        if tx is not None and tx.transaction_id is not None:
-            payload["transactionId"] = tx.transaction_id
-        return payload
-
-    def _sample(self, connector: int) -> None:
-        self._enqueue(_Call("MeterValues", self._meter_values(connector, "Sample.Periodic")))
+    def _sample(self, tx: Transaction) -> None:
+        message = self.dialect.sample(tx, self._reading(tx.connector_id), self._timestamp())
+        self._enqueue(_Call(*message))
         if self.meter_interval > 0:
-            self._emit(StartTimer(f"{METER_TIMER}{connector}", self.meter_interval))
+            self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.meter_interval))
 
     def _stop(self, tx: Transaction, reason: str) -> None:
-        """End a session; one not started yet ends when its Authorize/StartTransaction returns."""
+        """End a session; one not started yet ends when its Authorize/start message returns."""
         if tx.stop_reason is None:
             tx.stop_reason = reason
             if tx.transaction_id is not None:
@@ -814,14 +879,8 @@ class StationModel:
         self._emit(CancelTimer(f"{METER_TIMER}{connector}"))
         self._emit(CancelTimer(f"{END_TIMER}{connector}"))
         self._registers[connector] = self._reading(connector)
-        payload = {
-            "transactionId": tx.transaction_id,
-            "idTag": tx.id_tag,
-            "meterStop": self._registers[connector],
-            "timestamp": self._timestamp(),
-            "reason": tx.stop_reason,
-        }
-        call = _Call("StopTransaction", payload, partial(self._transaction_stopped, tx))
+        action, payload = self.dialect.stop(tx, self._registers[connector], self._timestamp())
+        call = _Call(action, payload, partial(self._transaction_stopped, tx))
         self._enqueue(call, urgent=self._reset_requested)
 
     def _transaction_stopped(self, tx: Transaction, reply: Reply) -> None:
@@ -832,133 +891,40 @@ class StationModel:
     def _end_session(self, tx: Transaction) -> None:
         del self.transactions[tx.connector_id]
         self._status(tx.connector_id, AVAILABLE)
+        if self._reset_when_idle and not self.transactions:
+            self._reset_when_idle = False
+            self._reset_requested = True
         self._next_session()
 
     # --- remote commands -----------------------------------------------------------------------
 
     def _command(self, call: framing.Call) -> None:
         self.stats.commands[call.action] += 1
-        handler = self._HANDLERS.get(call.action)
-        if handler is None:
-            error = framing.encode_error(
-                call.unique_id, "NotImplemented", f"{call.action} is not simulated"
-            )
-            self._emit(Send(error))
+        if call.action not in self.dialect.commands:
+            description = f"{call.action} is not simulated"
+            self._answered(call.action, "CALLERROR NotImplemented")
+            self._emit(Send(framing.encode_error(call.unique_id, "NotImplemented", description)))
             return
         try:
             self.validator.check_command(call.action, call.payload)
         except Violation as e:
             self._error("invalid command", f"{call.action}: {e.description}")
-            code = v16.CATALOG.error_code(e.kind)
+            code = self.dialect.catalog.error_code(e.kind)
+            self._answered(call.action, f"CALLERROR {code}")
             self._emit(Send(framing.encode_error(call.unique_id, code, e.description)))
             return
-        self._emit(Send(framing.encode_result(call.unique_id, handler(self, call.payload))))
+        reply = self.dialect.answer(self, call.action, call.payload)
+        status = reply.get("status")
+        self._answered(call.action, status if isinstance(status, str) else "CALLRESULT")
+        self._emit(Send(framing.encode_result(call.unique_id, reply)))
 
-    def _trigger_message(self, payload: dict[str, Any]) -> dict[str, Any]:
-        requested, connector = payload["requestedMessage"], payload.get("connectorId")
-        if connector is not None and not 0 <= connector <= self.config.connectors:
-            return _result(REJECTED)
-        if requested == "BootNotification":
-            self._boot()
-            return _result(ACCEPTED)
-        if self.registration not in (ACCEPTED, PENDING):
-            return _result(REJECTED)
-        if requested == "Heartbeat":
-            self._enqueue(_Call("Heartbeat", {}), urgent=True)
-        elif requested == "StatusNotification":
-            targets = range(self.config.connectors + 1) if connector is None else [connector]
-            for c in targets:
-                self._status(c, self._connector_status(c), urgent=True)
-        elif requested == "MeterValues":
-            targets = range(1, self.config.connectors + 1) if connector is None else [connector]
-            for c in targets:
-                self._enqueue(_Call("MeterValues", self._meter_values(c, "Trigger")), urgent=True)
-        else:  # DiagnosticsStatusNotification, FirmwareStatusNotification
-            self._enqueue(_Call(requested, {"status": "Idle"}), urgent=True)
-        return _result(ACCEPTED)
-
-    def _reset(self, payload: dict[str, Any]) -> dict[str, Any]:
-        reason = "HardReset" if payload["type"] == "Hard" else "SoftReset"
-        self._reset_requested = True
-        for tx in list(self.transactions.values()):
-            self._stop(tx, reason)
-        return _result(ACCEPTED)
-
-    def _remote_start(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if self.registration != ACCEPTED or self._reset_requested:
-            return _result(REJECTED)
-        connector = payload.get("connectorId")
-        if connector is None:
-            connector = self._free_connector()
-        elif not 1 <= connector <= self.config.connectors or connector in self.transactions:
-            connector = None
-        if connector is None:
-            return _result(REJECTED)
-        tx = Transaction(connector, payload["idTag"], local=False)
-        self.transactions[connector] = tx
-        self._status(connector, PREPARING)
-        self._start_transaction(tx)  # AuthorizeRemoteTxRequests is false
-        return _result(ACCEPTED)
-
-    def _remote_stop(self, payload: dict[str, Any]) -> dict[str, Any]:
-        for tx in self.transactions.values():
-            if tx.transaction_id == payload["transactionId"] and tx.stop_reason is None:
-                self._stop(tx, "Remote")
-                return _result(ACCEPTED)
-        return _result(REJECTED)
-
-    def _change_configuration(self, payload: dict[str, Any]) -> dict[str, Any]:
-        key, value = payload["key"], payload["value"]
-        known = CONFIGURATION.get(key)
-        if known is None:
-            return _result("NotSupported")
-        if known.readonly or (key in _SECONDS_KEYS and not _is_seconds(value)):
-            return _result(REJECTED)
-        if key == "HeartbeatInterval":
-            self.heartbeat_interval = int(value)
-            if self.registration == ACCEPTED:
-                self._schedule_heartbeat()
-        elif key == "MeterValueSampleInterval":
-            self.meter_interval = int(value)  # from the next sample on
-        else:
-            self._settings[key] = value
-        return _result(ACCEPTED)
-
-    def _configuration_value(self, key: str) -> str:
-        if key == "HeartbeatInterval":
-            return str(self.heartbeat_interval)
-        if key == "MeterValueSampleInterval":
-            return f"{self.meter_interval:g}"
-        if key == "NumberOfConnectors":
-            return str(self.config.connectors)
-        return self._settings.get(key, CONFIGURATION[key].default)
-
-    def _get_configuration(self, payload: dict[str, Any]) -> dict[str, Any]:
-        keys = payload.get("key") or list(CONFIGURATION)
-        reply: dict[str, Any] = {
-            "configurationKey": [
-                {
-                    "key": key,
-                    "readonly": CONFIGURATION[key].readonly,
-                    "value": self._configuration_value(key),
-                }
-                for key in keys
-                if key in CONFIGURATION
-            ]
-        }
-        unknown = [key for key in keys if key not in CONFIGURATION]
-        if unknown:
-            reply["unknownKey"] = unknown
-        return reply
-
-    _HANDLERS = {
-        "ChangeConfiguration": _change_configuration,
-        "GetConfiguration": _get_configuration,
-        "RemoteStartTransaction": _remote_start,
-        "RemoteStopTransaction": _remote_stop,
-        "Reset": _reset,
-        "TriggerMessage": _trigger_message,
-    }
+    def _answered(self, action: str, outcome: str) -> None:
+        commands_log.info(
+            "station {station_id} answered {action}: {outcome}",
+            station_id=self.station_id,
+            action=action,
+            outcome=outcome,
+        )
 
 
 # --- Twisted and Autobahn ---------------------------------------------------------------------
@@ -1035,7 +1001,7 @@ class StationDriver:
         self._run(self.model.connection_failed("connect failed", failure.getErrorMessage()))
 
     def opened(self, protocol: StationProtocol) -> None:
-        if protocol.websocket_protocol_in_use != SUBPROTOCOL:
+        if protocol.websocket_protocol_in_use != self.model.dialect.subprotocol:
             self._refusal = f"the server chose subprotocol {protocol.websocket_protocol_in_use!r}"
             protocol.dropConnection(abort=True)
             return
@@ -1139,14 +1105,15 @@ class Simulator:
         self.reactor = reactor
         self.config = config
         self.stats = Stats()
+        dialect = DIALECTS[config.ocpp]
         self.factory = WebSocketClientFactory(
-            config.url, protocols=[SUBPROTOCOL], useragent=USER_AGENT, reactor=reactor
+            config.url, protocols=[dialect.subprotocol], useragent=USER_AGENT, reactor=reactor
         )
         self.factory.setProtocolOptions(
             openHandshakeTimeout=CONNECT_TIMEOUT, closeHandshakeTimeout=CLOSE_TIMEOUT
         )
         self.endpoint = client_endpoint(reactor, self.factory)
-        validator = Validator(v16.CATALOG)
+        validator = validator_for(dialect.catalog)
         url = urlsplit(config.url)
         base, query = url.path.rstrip("/"), f"?{url.query}" if url.query else ""
         self.drivers = [
@@ -1265,20 +1232,26 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser = argparse.ArgumentParser(
         prog="ocppcable-station",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Simulated OCPP 1.6J charging stations, to try a gateway or to load it.\n\n"
-        "Station N connects to URL/PREFIX-000N with subprotocol ocpp1.6, boots, heartbeats,\n"
-        "reports its connectors, runs its charging sessions and answers TriggerMessage, Reset,\n"
-        "RemoteStartTransaction, RemoteStopTransaction, ChangeConfiguration and\n"
-        "GetConfiguration (any other command: CALLERROR NotImplemented).",
+        description="Simulated OCPP 1.6J or 2.0.1 charging stations, to try a gateway or to load "
+        "it.\n\n"
+        "Station N connects to URL/PREFIX-000N with subprotocol ocpp1.6 (--ocpp 2.0.1:\n"
+        "ocpp2.0.1), boots, heartbeats, reports its connectors, runs its charging sessions and\n"
+        "answers remote commands, printing a line for each (unless --quiet):\n"
+        "  1.6:   TriggerMessage, Reset, RemoteStartTransaction, RemoteStopTransaction,\n"
+        "         ChangeConfiguration, GetConfiguration\n"
+        "  2.0.1: TriggerMessage, Reset, RequestStartTransaction, RequestStopTransaction,\n"
+        "         GetVariables, SetVariables\n"
+        "Any other command gets CALLERROR NotImplemented.",
         epilog=f"""\
 A run ends after --duration seconds; without it, once every station ran its --sessions,
-or on Ctrl-C when there are none. It prints a progress line every {PROGRESS_INTERVAL:g} s
+or on Ctrl-C (SIGINT, SIGTERM) when there are none; Ctrl-C ends any run early. It prints a progress line every {PROGRESS_INTERVAL:g} s
 (unless --quiet) and a summary at the end. Exit status: 0 when no CALLERROR, timeout or
 other error occurred, else 1.
 
 examples:
   ocppcable-station ws://localhost:8080/ocpp          one station, until Ctrl-C
   ocppcable-station ws://localhost:8080/ocpp -v --sessions 1 --session-length 20
+  ocppcable-station ws://localhost:8080/ocpp --ocpp 2.0.1 --stations 3 --sessions 1
   ocppcable-station ws://127.0.0.1:8080/ocpp --stations 5000 --ramp 500 \\
       --sessions 3 --session-length 120 --quiet       a benchmark
 """,
@@ -1286,6 +1259,12 @@ examples:
     parser.add_argument("url", metavar="URL", help="base URL, e.g. ws://localhost:8080/ocpp")
     parser.add_argument(
         "--stations", type=_at_least(1, int), default=1, metavar="N", help="how many (1)"
+    )
+    parser.add_argument(
+        "--ocpp",
+        choices=sorted(DIALECTS),
+        default="1.6",
+        help="the OCPP version the stations speak (1.6)",
     )
     parser.add_argument(
         "--prefix", default="SIM", help="station ids are PREFIX-0001, PREFIX-0002, … (SIM)"
@@ -1316,7 +1295,8 @@ examples:
         default=0,
         metavar="N",
         help="charging sessions per station, one after the other: Authorize, "
-        "StartTransaction, MeterValues, StopTransaction (0)",
+        "StartTransaction, MeterValues, StopTransaction (2.0.1: Authorize, TransactionEvent "
+        "Started, Updated, Ended) (0)",
     )
     parser.add_argument(
         "--session-length",
@@ -1330,9 +1310,13 @@ examples:
         type=_at_least(0, float),
         default=10.0,
         metavar="SECONDS",
-        help="MeterValues interval during a session (10; 0: none)",
+        help="meter reading interval during a session (10; 0: none)",
     )
-    parser.add_argument("--id-tag", default="SIMULATOR", help="idTag of the sessions (SIMULATOR)")
+    parser.add_argument(
+        "--id-tag",
+        default="SIMULATOR",
+        help="idTag (2.0.1: ISO14443 idToken) of the sessions (SIMULATOR)",
+    )
     parser.add_argument(
         "--connectors", type=_at_least(1, int), default=1, metavar="N", help="per station (1)"
     )
@@ -1343,7 +1327,11 @@ examples:
         metavar="SECONDS",
         help="how long a station waits for a reply (30)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress lines and no line per answered command, only the summary",
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every frame (for a few stations)"
     )
@@ -1355,6 +1343,7 @@ examples:
     config = Config(
         url=args.url,
         stations=args.stations,
+        ocpp=args.ocpp,
         prefix=args.prefix,
         duration=args.duration,
         ramp=args.ramp,
@@ -1372,10 +1361,11 @@ examples:
     if len(longest) > MAX_STATION_ID:
         parser.error(
             f"--prefix: station id {longest!r} is longer than {MAX_STATION_ID} characters "
-            "(it is sent as BootNotification.meterSerialNumber)"
+            "(it is sent as the BootNotification's serial number)"
         )
-    if not 0 < len(config.id_tag) <= MAX_ID_TAG:
-        parser.error(f"--id-tag: 1 to {MAX_ID_TAG} characters")
+    longest_tag = DIALECTS[config.ocpp].max_id_token
+    if not 0 < len(config.id_tag) <= longest_tag:
+        parser.error(f"--id-tag: 1 to {longest_tag} characters for OCPP {config.ocpp}")
     return config
 
 
@@ -1413,6 +1403,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     levels = LogLevelFilterPredicate(LogLevel.info if config.verbose else LogLevel.warn)
     if not config.verbose:  # per-connection noise under load; the summary counts what matters
         levels.setLogLevelForNamespace("autobahn", LogLevel.error)
+    if not config.quiet:
+        levels.setLogLevelForNamespace(commands_log.namespace, LogLevel.info)
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [levels])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     _raise_open_files_limit(config.stations)

@@ -8,6 +8,13 @@ import pytest
 import pytest_twisted
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "readme: runs README.rst's quick start as written (a real pip install; slow)",
+    )
+
+
 @pytest.fixture
 def reactor():
     from twisted.internet import reactor

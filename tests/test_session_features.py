@@ -250,3 +250,17 @@ def test_spec_7_malformed_backend_response():
     assert sent(session.rpc_succeeded(message.token, response)) == [
         [4, "m", "InternalError", "malformed backend reply", {}]
     ]
+
+
+def test_validation_never_changes_a_payload():
+    payload = {
+        "eventType": "Started",
+        "timestamp": NOW,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "t"},
+        "meterValue": [{"timestamp": NOW, "sampledValue": [{"value": 1.0, "unitOfMeasure": {}}]}],
+    }
+    before = json.dumps(payload, sort_keys=True)
+    validator_for(v201.CATALOG).check_request("TransactionEvent", payload)
+    assert json.dumps(payload, sort_keys=True) == before

@@ -17,9 +17,11 @@ import jsonschema
 import pytest
 import pytest_twisted
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 
-from ocppcable.ocpp import v16
-from ocppcable.ocpp.validation import Validator
+from ocppcable import __version__
+from ocppcable.dialects import DIALECTS
+from ocppcable.ocpp.validation import validator_for
 from ocppcable.simulator import (
     BOOT_RETRY,
     REBOOT_DELAY,
@@ -36,22 +38,26 @@ from ocppcable.simulator import (
     StartTimer,
     StationModel,
     Stats,
+    commands_log,
     parse_args,
     percentile,
     run,
 )
 from tests.support import aio, free_port, wait_for
 
-VALIDATOR = Validator(v16.CATALOG)
 NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 TIME = "2025-06-15T15:06:40Z"
 
 
 @functools.cache
-def schema(name: str) -> jsonschema.Draft4Validator:
-    """An official OCPP 1.6 schema (from the ``ocpp`` package), checked with jsonschema."""
-    text = (resources.files("ocpp.v16") / "schemas" / f"{name}.json").read_text("utf-8")
-    return jsonschema.Draft4Validator(json.loads(text))
+def schema(name: str, version: str = "1.6") -> Any:
+    """An official OCPP schema (from the ``ocpp`` package), checked with jsonschema (not with
+    the fastjsonschema validators the code under test uses)."""
+    package = DIALECTS[version].catalog.schema_package
+    text = (resources.files(package) / "schemas" / f"{name}.json").read_text("utf-8")
+    document = json.loads(text)
+    checker = jsonschema.validators.validator_for(document)
+    return checker(document, format_checker=checker.FORMAT_CHECKER)
 
 
 def central_system(action: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -67,18 +73,36 @@ def central_system(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def csms(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What an accepting OCPP 2.0.1 CSMS answers."""
+    if action in ("BootNotification", "Heartbeat"):
+        return central_system(action, payload)
+    if action == "Authorize":
+        return {"idTokenInfo": {"status": "Accepted"}}
+    if action == "TransactionEvent" and payload["eventType"] == "Started":
+        return {"idTokenInfo": {"status": "Accepted"}}
+    return {}
+
+
+ANSWERS = {"1.6": central_system, "2.0.1": csms}
+
+
 class Harness:
     """A :class:`StationModel` whose effects are recorded, with the clock in the test's hand.
 
-    Every frame the station sends is checked against the official schemas: its CALLs against the
-    request schemas, its answers to commands against the response schemas.
+    Every frame the station sends is checked against the official schemas of its OCPP version:
+    its CALLs against the request schemas, its answers to commands against the response
+    schemas.
     """
 
     def __init__(self, **settings: Any) -> None:
         self.config = Config(url="ws://test/ocpp", **settings)
         self.stats = Stats()
         self.now = NOW
-        self.model = StationModel("CP-1", self.config, self.stats, VALIDATOR, lambda: self.now)
+        catalog = DIALECTS[self.config.ocpp].catalog
+        self.request_suffix = catalog.request_schema_suffix
+        validator = validator_for(catalog)
+        self.model = StationModel("CP-1", self.config, self.stats, validator, lambda: self.now)
         self.frames: list[list[Any]] = []  # everything sent, decoded
         self.timers: dict[str, float] = {}  # running timers: name → seconds
         self.events: list[Effect] = []  # Close, Reconnect, Finished
@@ -98,10 +122,11 @@ class Harness:
                     self.events.append(effect)
 
     def _sent(self, frame: list[Any]) -> None:
+        version = self.config.ocpp
         if frame[0] == 2:
-            schema(frame[2]).validate(frame[3])
+            schema(frame[2] + self.request_suffix, version).validate(frame[3])
         elif frame[0] == 3:
-            schema(self._commands[frame[1]] + "Response").validate(frame[2])
+            schema(self._commands[frame[1]] + "Response", version).validate(frame[2])
         self.frames.append(frame)
 
     # --- driving the model ---
@@ -151,8 +176,10 @@ class Harness:
         self.receive([4, call[1], code, description, {}])
         return call
 
-    def serve(self, answer: Any = central_system) -> list[list[Any]]:
-        """Answer CALLs as ``answer`` says until the station waits for nothing; returns them."""
+    def serve(self, answer: Any = None) -> list[list[Any]]:
+        """Answer CALLs as ``answer`` says (default: an accepting central system of the
+        station's version) until the station waits for nothing; returns them."""
+        answer = answer or ANSWERS[self.config.ocpp]
         served = []
         while (call := self.pending()) is not None:
             served.append(self.reply(answer(call[2], call[3])))
@@ -752,3 +779,549 @@ async def test_command_line_run_against_the_gateway(start_gateway, redis_server,
     )
     assert code == 0, out + err
     assert "booted      3 of 3" in out and out.rstrip().endswith("result      OK")
+
+
+# --- OCPP 2.0.1 -----------------------------------------------------------------------------
+# The same Harness, with ocpp="2.0.1": every frame the station sends is checked against the
+# official 2.0.1 schemas, and the model checks every reply and command with the 2.0.1 catalog.
+
+V201 = {"ocpp": "2.0.1"}
+STAMP = "2025-06-15T15:06:40.000Z"  # the station's own timestamps, at NOW
+TOKEN = {"idToken": "SIMULATOR", "type": "ISO14443"}
+
+
+def reading(event: dict[str, Any]) -> tuple[Any, str]:
+    """The value and context of the one sampled value of a TransactionEvent or MeterValues."""
+    sample = event["meterValue"][0]["sampledValue"][0]
+    return sample["value"], sample["context"]
+
+
+def test_v201_boot_reports_every_evse_then_heartbeats():
+    station = Harness(connectors=2, **V201)
+    station.connect()
+    boot = station.pending()
+    assert boot[2:] == [
+        "BootNotification",
+        {
+            "chargingStation": {
+                "model": "simulated station",
+                "vendorName": "ocppcable",
+                "serialNumber": "CP-1",
+                "firmwareVersion": __version__,
+            },
+            "reason": "PowerUp",
+        },
+    ]
+    station.reply(csms("BootNotification", {}))
+    statuses = station.serve()
+    assert [c[3] for c in statuses] == [
+        {"timestamp": STAMP, "connectorStatus": "Available", "evseId": evse, "connectorId": 1}
+        for evse in (1, 2)
+    ]  # no status for the station as a whole (1.6's connector 0)
+    assert station.timers == {"heartbeat": 300}
+    station.fire("heartbeat", after=300)
+    assert station.pending()[2:] == ["Heartbeat", {}]
+    station.serve()
+    assert station.stats.calls == {"BootNotification": 1, "StatusNotification": 2, "Heartbeat": 1}
+    assert station.stats.booted == 1 and not station.stats.problems
+
+
+def test_v201_a_charging_session_is_authorize_then_transaction_events():
+    station = Harness(sessions=1, session_length=60, meter_interval=20, **V201)
+    station.connect()
+    served = station.serve()
+    assert actions(served) == [
+        "BootNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "Authorize",
+        "TransactionEvent",
+    ]
+    assert [c[3]["connectorStatus"] for c in served[1:3]] == ["Available", "Occupied"]
+    assert served[3][3] == {"idToken": TOKEN}
+    started = served[4][3]
+    transaction_id = started["transactionInfo"]["transactionId"]
+    assert 0 < len(transaction_id) <= 36
+    assert started == {
+        "eventType": "Started",
+        "timestamp": STAMP,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": transaction_id, "chargingState": "Charging"},
+        "meterValue": [
+            {
+                "timestamp": STAMP,
+                "sampledValue": [
+                    {
+                        "value": 0,
+                        "context": "Transaction.Begin",
+                        "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "Wh"},
+                    }
+                ],
+            }
+        ],
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": TOKEN,
+    }
+    # Occupied was reported already: charging sends no StatusNotification in 2.0.1
+    assert station.timers == {"heartbeat": 300, "meter:1": 20, "end:1": 60}
+
+    station.fire("meter:1", after=20)
+    (updated,) = station.serve()
+    assert updated[2] == "TransactionEvent"
+    event = updated[3]
+    assert (event["eventType"], event["triggerReason"], event["seqNo"]) == (
+        "Updated",
+        "MeterValuePeriodic",
+        1,
+    )
+    assert event["transactionInfo"] == {
+        "transactionId": transaction_id,
+        "chargingState": "Charging",
+    }
+    assert reading(event) == (61, "Sample.Periodic")  # 11 kW for 20 s
+
+    station.now += 40
+    station.fire("end:1")
+    ended, available = station.serve()
+    event = ended[3]
+    assert (event["eventType"], event["triggerReason"], event["seqNo"]) == (
+        "Ended",
+        "StopAuthorized",
+        2,
+    )
+    assert event["transactionInfo"] == {"transactionId": transaction_id, "stoppedReason": "Local"}
+    assert reading(event) == (183, "Transaction.End")
+    assert available[3]["connectorStatus"] == "Available"
+    assert "meter:1" not in station.timers and "end:1" not in station.timers
+    assert station.events == [Finished()]
+    stats = station.stats
+    assert (stats.sessions_started, stats.sessions_completed, stats.sessions_refused) == (1, 1, 0)
+    assert not stats.problems
+
+
+def test_v201_pending_and_rejected_registrations_behave_as_in_16():
+    station = Harness(sessions=1, **V201)
+    station.connect()
+    station.reply({"status": "Pending", "currentTime": TIME, "interval": 7})
+    assert station.pending() is None and station.timers == {"boot": 7}
+    start = {"idToken": {"idToken": "R-1", "type": "Central"}, "remoteStartId": 1}
+    assert station.command("RequestStartTransaction", start, "s")[2] == {"status": "Rejected"}
+    answer = station.command("TriggerMessage", {"requestedMessage": "Heartbeat"}, "t")
+    assert answer[2] == {"status": "Accepted"}
+    assert actions(station.serve()) == ["Heartbeat"]  # triggered messages go out while Pending
+    station.fire("boot", after=7)
+    assert actions(station.serve()) == [
+        "BootNotification",
+        "StatusNotification",
+        "StatusNotification",
+        "Authorize",
+        "TransactionEvent",
+    ]
+    assert station.sent_calls("BootNotification")[-1]["reason"] == "PowerUp"
+
+    rejected = Harness(**V201)
+    rejected.connect()
+    rejected.reply({"status": "Rejected", "currentTime": TIME, "interval": 0})
+    assert rejected.timers == {"boot": BOOT_RETRY}
+    answer = rejected.command("TriggerMessage", {"requestedMessage": "StatusNotification"})
+    assert answer[2] == {"status": "Rejected"} and rejected.pending() is None
+
+
+def test_v201_replies_are_checked_against_the_201_schemas():
+    def answering_16(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "Authorize":
+            return {"idTagInfo": {"status": "Accepted"}}  # a 1.6 Authorize.conf
+        return csms(action, payload)
+
+    station = Harness(sessions=1, **V201)
+    station.connect()
+    served = station.serve(answering_16)
+    assert actions(served)[-2:] == ["Authorize", "StatusNotification"]  # no transaction
+    assert station.stats.errors == {"invalid reply": 1}
+    assert station.events == [Finished()]
+
+
+def test_v201_refused_tokens_end_the_session():
+    def refusing(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "Authorize":
+            return {"idTokenInfo": {"status": "Invalid"}}
+        return csms(action, payload)
+
+    station = Harness(sessions=1, **V201)
+    station.connect()
+    served = station.serve(refusing)
+    assert actions(served)[-2:] == ["Authorize", "StatusNotification"]
+    assert served[-1][3]["connectorStatus"] == "Available"
+    assert station.stats.sessions_refused == 1 and station.events == [Finished()]
+
+    def blocking(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "TransactionEvent" and payload["eventType"] == "Started":
+            return {"idTokenInfo": {"status": "Blocked"}}
+        return csms(action, payload)
+
+    station = Harness(sessions=1, **V201)
+    station.connect()
+    served = station.serve(blocking)
+    started, ended, available = served[-3:]
+    assert ended[3]["eventType"] == "Ended" and ended[3]["triggerReason"] == "Deauthorized"
+    assert ended[3]["transactionInfo"] == {
+        "transactionId": started[3]["transactionInfo"]["transactionId"],
+        "stoppedReason": "DeAuthorized",
+    }
+    assert available[3]["connectorStatus"] == "Available"
+    assert station.stats.sessions_refused == 1 and not station.stats.problems
+
+
+def test_v201_request_start_and_stop_transaction():
+    station = Harness(meter_interval=0, **V201)
+    station.boot()
+    token = {"idToken": "R-1", "type": "Central"}
+    start = {"idToken": token, "remoteStartId": 42, "evseId": 1}
+    answer = station.command("RequestStartTransaction", start, "s")
+    assert answer == [3, "s", {"status": "Accepted"}]
+    assert station.frames.index(answer) < station.frames.index(station.pending())
+    occupied, started = station.serve()  # no Authorize: AuthorizeRemoteStart is false
+    assert occupied[3]["connectorStatus"] == "Occupied"
+    event = started[3]
+    assert (event["eventType"], event["triggerReason"], event["idToken"]) == (
+        "Started",
+        "RemoteStart",
+        token,
+    )
+    assert event["transactionInfo"]["remoteStartId"] == 42
+    transaction_id = event["transactionInfo"]["transactionId"]
+
+    busy = station.command("RequestStartTransaction", {**start, "remoteStartId": 43}, "b")
+    assert busy[2] == {"status": "Rejected"}
+    other = station.command("RequestStopTransaction", {"transactionId": "not-running"}, "x")
+    assert other[2] == {"status": "Rejected"}
+    stop = station.command("RequestStopTransaction", {"transactionId": transaction_id}, "t")
+    assert stop[2] == {"status": "Accepted"}
+    ended, available = station.serve()
+    assert ended[3]["transactionInfo"] == {
+        "transactionId": transaction_id,
+        "stoppedReason": "Remote",
+    }
+    assert (ended[3]["triggerReason"], ended[3]["seqNo"]) == ("RemoteStop", 1)
+    assert available[3]["connectorStatus"] == "Available"
+    assert station.model.transactions == {}
+    assert station.stats.commands == {"RequestStartTransaction": 2, "RequestStopTransaction": 2}
+    assert station.events == []  # remote sessions are not the station's own --sessions
+
+
+def test_v201_trigger_message():
+    station = Harness(connectors=2, sessions=1, **V201)
+    station.boot()  # EVSE 1 charges
+    answer = station.command(
+        "TriggerMessage", {"requestedMessage": "MeterValues", "evse": {"id": 1}}, "m"
+    )
+    (values,) = station.serve()
+    assert station.frames.index(answer) < station.frames.index(values)
+    assert values[2] == "MeterValues" and values[3]["evseId"] == 1
+    assert reading(values[3])[1] == "Trigger"
+
+    station.command("TriggerMessage", {"requestedMessage": "StatusNotification"}, "all")
+    statuses = [(c[3]["evseId"], c[3]["connectorStatus"]) for c in station.serve()]
+    assert statuses == [(1, "Occupied"), (2, "Available")]
+    one = {"requestedMessage": "StatusNotification", "evse": {"id": 2, "connectorId": 1}}
+    station.command("TriggerMessage", one, "one")
+    assert [c[3]["evseId"] for c in station.serve()] == [2]
+
+    station.command("TriggerMessage", {"requestedMessage": "Heartbeat"}, "h")
+    assert actions(station.serve()) == ["Heartbeat"]
+    station.command("TriggerMessage", {"requestedMessage": "BootNotification"}, "b")
+    boot = station.serve()[0]
+    assert boot[2] == "BootNotification" and boot[3]["reason"] == "Triggered"
+
+    for unique_id, payload, status in [
+        ("l", {"requestedMessage": "LogStatusNotification"}, "NotImplemented"),
+        ("t", {"requestedMessage": "TransactionEvent"}, "NotImplemented"),
+        ("e", {"requestedMessage": "StatusNotification", "evse": {"id": 3}}, "Rejected"),
+        ("c", {"requestedMessage": "MeterValues", "evse": {"id": 1, "connectorId": 2}}, "Rejected"),
+    ]:
+        assert station.command("TriggerMessage", payload, unique_id)[2] == {"status": status}
+    assert station.pending() is None and not station.stats.problems
+
+
+def test_v201_immediate_reset_ends_the_transaction_then_reboots():
+    station = Harness(sessions=2, **V201)
+    station.boot()
+    station.now += 30
+    assert station.command("Reset", {"type": "Immediate"})[2] == {"status": "Accepted"}
+    ended = station.reply({})
+    assert ended[3]["eventType"] == "Ended" and ended[3]["triggerReason"] == "ResetCommand"
+    assert ended[3]["transactionInfo"]["stoppedReason"] == "ImmediateReset"
+    assert reading(ended[3]) == (92, "Transaction.End")  # 11 kW for 30 s
+    assert station.events == [Close(1000, "reset")] and station.pending() is None
+    station.disconnect("close code 1000, reset")
+    assert station.events[-1] == Reconnect(REBOOT_DELAY)
+    station.connect()
+    served = station.serve()
+    assert served[0][2] == "BootNotification" and served[0][3]["reason"] == "RemoteReset"
+    assert actions(served)[-2:] == ["Authorize", "TransactionEvent"]  # the next session
+    assert reading(served[-1][3]) == (92, "Transaction.Begin")
+    assert not station.stats.problems and station.stats.booted == 1
+
+
+def test_v201_reset_on_idle_waits_for_the_last_transaction():
+    station = Harness(sessions=1, connectors=2, **V201)
+    station.boot()
+    assert station.command("Reset", {"type": "OnIdle"}, "r")[2] == {"status": "Scheduled"}
+    assert station.events == [] and station.pending() is None
+    start = {"idToken": {"idToken": "R-1", "type": "Central"}, "remoteStartId": 1}
+    assert station.command("RequestStartTransaction", start, "s")[2] == {"status": "Rejected"}
+    station.fire("end:1", after=60)
+    ended = station.reply({})
+    assert ended[3]["transactionInfo"]["stoppedReason"] == "Local"
+    assert station.events == [Close(1000, "reset")]
+
+    idle = Harness(**V201)
+    idle.boot()
+    assert idle.command("Reset", {"type": "OnIdle"})[2] == {"status": "Accepted"}
+    assert idle.events == [Close(1000, "reset")]
+
+    evse = Harness(**V201)
+    evse.boot()
+    assert evse.command("Reset", {"type": "Immediate", "evseId": 1})[2] == {"status": "Rejected"}
+    assert evse.events == []
+
+
+def test_v201_an_immediate_reset_overrides_a_scheduled_one():
+    station = Harness(sessions=2, **V201)
+    station.boot()
+    assert station.command("Reset", {"type": "OnIdle"}, "idle")[2] == {"status": "Scheduled"}
+    assert station.command("Reset", {"type": "Immediate"}, "now")[2] == {"status": "Accepted"}
+    ended = station.reply({})
+    assert ended[3]["transactionInfo"]["stoppedReason"] == "ImmediateReset"
+    assert station.events == [Close(1000, "reset")]
+    station.disconnect("close code 1000, reset")
+    station.connect()
+    served = station.serve()  # the next session starts: no reset is left scheduled
+    assert actions(served)[-2:] == ["Authorize", "TransactionEvent"]
+    station.fire("end:1", after=60)
+    station.serve()
+    assert station.events[-1] == Finished()
+
+
+def _variable(component: str, name: str, **more: Any) -> dict[str, Any]:
+    return {"component": {"name": component}, "variable": {"name": name}, **more}
+
+
+def test_v201_get_and_set_variables():
+    station = Harness(**V201)
+    station.boot()
+    asked = [
+        _variable("HeartbeatCtrlr", "Interval"),
+        _variable("SampledDataCtrlr", "TxUpdatedInterval"),
+        _variable("AuthCtrlr", "AuthorizeRemoteStart"),
+        _variable("HeartbeatCtrlr", "Nope"),
+        _variable("NoSuchCtrlr", "Interval"),
+        _variable("HeartbeatCtrlr", "Interval", attributeType="Target"),
+        {
+            "component": {"name": "HeartbeatCtrlr", "instance": "2"},
+            "variable": {"name": "Interval"},
+        },
+    ]
+    results = station.command("GetVariables", {"getVariableData": asked}, "get")[2]
+    found = [(r["attributeStatus"], r.get("attributeValue")) for r in results["getVariableResult"]]
+    assert found == [
+        ("Accepted", "300"),
+        ("Accepted", "10"),
+        ("Accepted", "false"),
+        ("UnknownVariable", None),
+        ("UnknownComponent", None),
+        ("NotSupportedAttributeType", None),
+        ("UnknownComponent", None),
+    ]
+    for data, result in zip(asked, results["getVariableResult"], strict=True):
+        assert (result["component"], result["variable"]) == (data["component"], data["variable"])
+    assert results["getVariableResult"][5]["attributeType"] == "Target"
+
+    def setting(component: str, name: str, value: str) -> dict[str, Any]:
+        return _variable(component, name, attributeValue=value)
+
+    changes = [
+        setting("HeartbeatCtrlr", "Interval", "45"),
+        setting("SampledDataCtrlr", "TxUpdatedInterval", "soon"),
+        setting("AuthCtrlr", "AuthorizeRemoteStart", "true"),  # read-only
+        setting("SampledDataCtrlr", "TxUpdatedMeasurands", "Power.Active.Import"),
+        setting("HeartbeatCtrlr", "Nope", "1"),
+        setting("NoSuchCtrlr", "Interval", "1"),
+    ]
+    results = station.command("SetVariables", {"setVariableData": changes}, "set")[2]
+    assert [r["attributeStatus"] for r in results["setVariableResult"]] == [
+        "Accepted",
+        "Rejected",
+        "Rejected",
+        "Accepted",
+        "UnknownVariable",
+        "UnknownComponent",
+    ]
+    assert station.timers["heartbeat"] == 45
+    again = [
+        _variable("HeartbeatCtrlr", "Interval"),
+        _variable("SampledDataCtrlr", "TxUpdatedMeasurands"),
+    ]
+    results = station.command("GetVariables", {"getVariableData": again}, "again")[2]
+    assert [r["attributeValue"] for r in results["getVariableResult"]] == [
+        "45",
+        "Power.Active.Import",
+    ]
+
+
+def test_v201_unsimulated_and_invalid_commands_get_201_callerrors():
+    station = Harness(**V201)
+    station.boot()
+    unlock = station.command("UnlockConnector", {"evseId": 1, "connectorId": 1}, "u")
+    assert unlock[:3] == [4, "u", "NotImplemented"]
+    assert station.command("RemoteStartTransaction", {"idTag": "R-1"}, "r")[:3] == [
+        4,
+        "r",
+        "NotImplemented",  # a 1.6 command
+    ]
+    token = {"idToken": "R-1", "type": "Central"}
+    missing = station.command("RequestStartTransaction", {"idToken": token}, "m")
+    assert missing[:3] == [4, "m", "OccurrenceConstraintViolation"]  # 2.0.1 spelling
+    invalid = station.command("TriggerMessage", {"requestedMessage": "Coffee"}, "t")
+    assert invalid[:3] == [4, "t", "PropertyConstraintViolation"]
+    assert station.stats.errors == {"invalid command": 2}
+
+
+def test_every_answered_command_is_logged():
+    station = Harness(**V201)
+    station.boot()
+    with capturedLogs() as events:
+        station.command("TriggerMessage", {"requestedMessage": "Heartbeat"}, "t")
+        station.command("GetVariables", {"getVariableData": [_variable("X", "Y")]}, "g")
+        station.command("UnlockConnector", {"evseId": 1, "connectorId": 1}, "u")
+    lines = [formatEvent(e) for e in events if e["log_namespace"] == commands_log.namespace]
+    assert lines == [
+        "station CP-1 answered TriggerMessage: Accepted",
+        "station CP-1 answered GetVariables: CALLRESULT",
+        "station CP-1 answered UnlockConnector: CALLERROR NotImplemented",
+    ]
+
+
+@pytest.mark.parametrize("version", sorted(DIALECTS))
+def test_dialects_answer_commands_of_their_own_version(version: str):
+    dialect = DIALECTS[version]
+    assert set(dialect.commands) <= dialect.catalog.command_actions
+    assert dialect.subprotocol == f"ocpp{version}"
+
+
+def test_parse_args_ocpp_version():
+    assert parse_args(["ws://x/ocpp"]).ocpp == "1.6"
+    config = parse_args(["ws://x/ocpp", "--ocpp", "2.0.1", "--id-tag", "T" * 36])
+    assert config.ocpp == "2.0.1"
+    for wrong in (
+        ["ws://x/ocpp", "--ocpp", "2.1"],
+        ["ws://x/ocpp", "--ocpp", "2.0.1", "--id-tag", "T" * 37],
+        ["ws://x/ocpp", "--id-tag", "T" * 21],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(wrong)
+
+
+# --- OCPP 2.0.1 against a gateway -----------------------------------------------------------
+
+
+def _acks(app: Any, command: str) -> list[dict[str, Any]]:
+    """What the demo backend's ``ack`` got for remote ``command``s."""
+    return [
+        c.data
+        for c in list(app.calls)
+        if c.method == "message" and c.data["action"] == "ack" and c.data["command"] == command
+    ]
+
+
+def _events(app: Any, event_type: str) -> list[dict[str, Any]]:
+    """The payloads of the TransactionEvents of ``event_type`` the demo backend got."""
+    return [
+        c.data["payload"]
+        for c in _messages(app, "transaction_event")
+        if c.data["payload"]["eventType"] == event_type
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_v201_stations_charge_and_answer_a_remote_start_through_the_gateway(
+    start_gateway, reactor
+):
+    gateway = await start_gateway("--rpc-host=demo")
+    app = _demo_app(gateway)
+    config = _config(
+        gateway,
+        stations=3,
+        sessions=1,
+        session_length=0.5,
+        meter_interval=0.2,
+        duration=60,  # ended by stop() below, after the remote commands
+        **V201,
+    )
+    simulator = Simulator(reactor, config)
+    running = simulator.run()
+    await wait_for(lambda: len(_events(app, "Ended")) == 3, reactor)
+    await wait_for(lambda: len(_messages(app, "status_notification")) == 9, reactor)
+
+    identifiers = [json.loads(c.request.identifier) for c in app.calls if c.method == "subscribe"]
+    assert sorted(i["id"] for i in identifiers) == config.station_ids()
+    assert all(i["sn"] == i["id"] and i["protocol"] == "ocpp2.0.1" for i in identifiers)
+    started = _events(app, "Started")
+    assert len(started) == 3 and {e["triggerReason"] for e in started} == {"Authorized"}
+    assert all(e["idToken"] == TOKEN for e in started)
+    statuses = Counter(
+        c.data["payload"]["connectorStatus"] for c in _messages(app, "status_notification")
+    )
+    assert statuses == {"Available": 6, "Occupied": 3}
+
+    def publish(station_id: str, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+        data = {"command": action, "id": unique_id, "payload": payload}
+        gateway.service.hub.publish(f"ocpp:ev/{station_id}", json.dumps(data))
+
+    token = {"idToken": "REMOTE-1", "type": "Central"}
+    publish(
+        "SIM-0002",
+        "remote-start",
+        "RequestStartTransaction",
+        {"idToken": token, "remoteStartId": 42},
+    )
+    (ack,) = await wait_for(lambda: _acks(app, "RequestStartTransaction"), reactor)
+    assert ack["id"] == "remote-start" and ack["payload"] == {"status": "Accepted"}
+    (remote,) = await wait_for(
+        lambda: [e for e in _events(app, "Started") if e["triggerReason"] == "RemoteStart"], reactor
+    )
+    assert remote["idToken"] == token and remote["transactionInfo"]["remoteStartId"] == 42
+    transaction_id = remote["transactionInfo"]["transactionId"]
+
+    publish("SIM-0002", "remote-stop", "RequestStopTransaction", {"transactionId": transaction_id})
+    (ack,) = await wait_for(lambda: _acks(app, "RequestStopTransaction"), reactor)
+    assert ack["payload"] == {"status": "Accepted"}
+    (stopped,) = await wait_for(
+        lambda: [e for e in _events(app, "Ended") if e["triggerReason"] == "RemoteStop"], reactor
+    )
+    assert stopped["transactionInfo"]["transactionId"] == transaction_id
+
+    summary = await simulator.stop().addTimeout(10, reactor)
+    assert summary.ok, str(summary)
+    assert (summary.booted, summary.sessions_started, summary.sessions_completed) == (3, 4, 4)
+    assert summary.calls["BootNotification"] == 3 and summary.calls["Authorize"] == 3
+    assert summary.calls["TransactionEvent"] == len(_messages(app, "transaction_event"))
+    assert summary.commands == {"RequestStartTransaction": 1, "RequestStopTransaction": 1}
+    assert (await running) is summary
+    await wait_for(lambda: sum(c.method == "disconnect" for c in app.calls) == 3, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_v201_command_line_run_against_the_gateway(start_gateway, reactor):
+    gateway = await start_gateway("--rpc-host=demo")
+    url = f"ws://127.0.0.1:{gateway.port}/ocpp"
+    code, out, err = await aio(
+        _command_line(
+            url, "--ocpp", "2.0.1", "--stations", "2", "--sessions", "1", "--session-length", "0.3"
+        )
+    )
+    assert code == 0, out + err
+    assert "booted      2 of 2" in out and "TransactionEvent 4" in out
+    assert out.rstrip().endswith("result      OK")

@@ -110,3 +110,22 @@ def test_example_environment_file_names_every_option():
 
     for param in Options.optParameters:
         assert f"ANYCABLE_{param[0].upper().replace('-', '_')}=" in text, param[0]
+
+
+def test_a_port_in_use_fails_the_start():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [*TWISTD, "-n", "--pidfile=", "ocppcable", "--rpc-host=demo", "--host=127.0.0.1"]
+            + [f"--port={port}", "--http-broadcast-port=0"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    assert out.returncode != 0
+    assert "Couldn't listen" in out.stdout + out.stderr
+    assert "ocppcable serving OCPP" not in out.stdout + out.stderr

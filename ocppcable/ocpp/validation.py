@@ -50,7 +50,8 @@ def _load(package: str, name: str) -> Check:
     text = (resources.files(package) / "schemas" / f"{name}.json").read_text("utf-8")
     schema = json.loads(text)
     schema.pop("$id", None)  # fastjsonschema would try to resolve remote ids
-    return fastjsonschema.compile(schema)
+    # use_default=False: validation must never change a payload (it would fill in defaults)
+    return fastjsonschema.compile(schema, use_default=False)
 
 
 def _compile(package: str, actions: Iterable[str], suffix: str = "") -> dict[str, Check]:
