@@ -76,6 +76,7 @@ from ocppcable.dialects.base import (
 )
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.validation import Validator, Violation, validator_for
+from ocppcable.session import CancelTimer, Close, Send, StartTimer
 
 log = Logger()
 #: one line per remote command answered (shown unless --quiet)
@@ -294,28 +295,8 @@ class Stats:
 # --- effects of the station model ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    """Start (or restart) the timer ``name``; the model gets ``timer_fired(name)``."""
-
-    name: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    code: int
-    reason: str
+# Send, StartTimer (start or restart; the model gets ``timer_fired(name)``), CancelTimer and
+# Close are the gateway session's effects, reused.
 
 
 @dataclass(frozen=True, slots=True)
