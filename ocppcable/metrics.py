@@ -67,6 +67,9 @@ class PrometheusMetrics:
     """The SPEC §8 metric set in a private registry."""
 
     def __init__(self) -> None:
+        #: labelled children by (metric, label values); label values come from bounded sets
+        #: (catalog actions, "other", result and status names, error codes, adapters)
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.registry = registry = CollectorRegistry()
         self.stations = Gauge(
             "ocppcable_stations_connected", "Stations with an open WebSocket.", registry=registry
@@ -150,24 +153,33 @@ class PrometheusMetrics:
     def watch_redis(self, adapter: str, broadcaster: Any) -> None:
         self.redis_connected.labels(adapter).set_function(lambda: int(broadcaster.connected))
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: labels() takes a lock and builds a tuple on
+        every call, and these are counted once or twice per station CALL."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def call_in(self, action: str, result: str) -> None:
-        self.calls_in.labels(action, result).inc()
+        self._child(self.calls_in, action, result).inc()
 
     def call_out(self, action: str, result: str) -> None:
-        self.calls_out.labels(action, result).inc()
+        self._child(self.calls_out, action, result).inc()
 
     def call_error(self, code: str) -> None:
-        self.call_errors.labels(code).inc()
+        self._child(self.call_errors, code).inc()
 
     def rpc(self, method: str, status: str, seconds: float) -> None:
-        self.rpc_calls.labels(method, status).inc()
-        self.rpc_seconds.labels(method).observe(seconds)
+        self._child(self.rpc_calls, method, status).inc()
+        self._child(self.rpc_seconds, method).observe(seconds)
 
     def session_authenticated(self, delta: int) -> None:
         self.sessions.inc(delta)
 
     def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
-        self.broadcasts.labels(adapter, outcome).inc()
+        self._child(self.broadcasts, adapter, outcome).inc()
         if stations:
             self.broadcast_deliveries.inc(stations)
 
