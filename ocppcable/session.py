@@ -151,8 +151,20 @@ class _Pending:
     call: _InboundCall | None = None
 
 
+#: the formatted UTC second of the last :func:`_utc_now` call: (epoch second, text)
+_second: tuple[int, str] = (-1, "")
+
+
 def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """UTC now as ``YYYY-MM-DDTHH:MM:SS.mmmZ``; the date and time of day are formatted once per
+    second (every default reply carries the time, hundreds of them per second)."""
+    global _second
+    now = time.time_ns() // 1_000_000  # milliseconds
+    second, millis = divmod(now, 1000)
+    if second != _second[0]:
+        stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (second, stamp)
+    return f"{_second[1]}.{millis:03d}Z"
 
 
 @dataclass
