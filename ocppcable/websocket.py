@@ -115,6 +115,13 @@ class StationProtocol(WebSocketServerProtocol):
         if self.session is not None:
             self._event(self.session.remote_disconnect)
 
+    # --- autobahn internals ----------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        # Autobahn's own only adds a debug line whose arguments it formats on every read,
+        # logged or not
+        self._dataReceived(data)
+
     # --- autobahn callbacks ------------------------------------------------------------------------
 
     def onConnect(self, request: Any) -> str:
