@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.processes import Processes, free_port, raise_open_files_limit, wait_http_ok
+from bench.processes import Processes, free_port, pin_cpus, raise_open_files_limit, wait_http_ok
 from bench.run import gateway_args
 
 
@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stations", type=int, default=100)
     parser.add_argument("--storm", type=int, default=0, help="also time a boot storm this big")
+    parser.add_argument("--no-pin", action="store_true", help="see python -m bench --help")
     args = parser.parse_args(argv)
+    pin_cpus(not args.no_pin)
     raise_open_files_limit()
     trees = [str(Path(tree).resolve()) for tree in args.trees]
     cpu: dict[str, list[float]] = {tree: [] for tree in trees}

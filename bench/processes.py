@@ -8,6 +8,7 @@ an interrupted run leaves nothing behind; :class:`Processes` stops them in rever
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import queue
@@ -55,7 +56,26 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def _child_setup() -> None:  # runs in the child between fork and exec
+#: CPU placement (``--pin``): the process under test (gateway or peer) on the first CPU, every
+#: other child (load generators, backend, redis) on the rest, so that the measured process
+#: neither competes with its load nor migrates between cores mid-window
+MEASURED_CPUS: set[int] | None = None
+OTHER_CPUS: set[int] | None = None
+
+
+def pin_cpus(enabled: bool) -> None:
+    global MEASURED_CPUS, OTHER_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if enabled and len(cpus) >= 2:
+        MEASURED_CPUS, OTHER_CPUS = {cpus[0]}, set(cpus[1:])
+        os.sched_setaffinity(0, OTHER_CPUS)  # the benchmark itself (it publishes fan-outs)
+    else:
+        MEASURED_CPUS = OTHER_CPUS = None
+
+
+def _child_setup(cpus: set[int] | None = None) -> None:  # in the child, between fork and exec
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     raise_open_files_limit()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -109,6 +129,7 @@ class Child:
         *,
         control: bool = False,
         env: dict[str, str] | None = None,
+        measured: bool = False,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -123,7 +144,7 @@ class Child:
             stdin=subprocess.PIPE if control else subprocess.DEVNULL,
             stdout=subprocess.PIPE if control else self._log,
             stderr=self._log,
-            preexec_fn=_child_setup,
+            preexec_fn=functools.partial(_child_setup, MEASURED_CPUS if measured else OTHER_CPUS),
         )
         self.pid = self.process.pid
         if control:
@@ -275,8 +296,10 @@ class Processes:
         redis.wait_ready()
         return redis
 
-    def python(self, name: str, module: str, *args: str, control: bool = True) -> Child:
-        return self.start(name, [PYTHON, "-m", module, *args], control=control)
+    def python(
+        self, name: str, module: str, *args: str, control: bool = True, measured: bool = False
+    ) -> Child:
+        return self.start(name, [PYTHON, "-m", module, *args], control=control, measured=measured)
 
     def ready(self, child: Child, timeout: float = START_TIMEOUT) -> dict[str, Any]:
         """Wait for a child's ``{"ready": …}`` line."""
@@ -291,7 +314,7 @@ class Processes:
         argv = [TWISTD, "-n", "--pidfile=", REACTOR, "ocppcable", *args]
         argv += ["--host=127.0.0.1", f"--port={port}"]
         env = {"PYTHONPATH": source} if source else None
-        return self.start(name, argv, env=env)
+        return self.start(name, argv, env=env, measured=True)
 
 
 def wait_http_ok(child: Child, url: str, timeout: float = START_TIMEOUT) -> None:

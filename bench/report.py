@@ -65,7 +65,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     latency = r["latency"]
     out.append(
         (
-            f"3 latency @{latency['rate']:g}/s (50% of {r['saturation']['calls_per_s']:g}), ms",
+            f"3 latency @{latency['rate']:.0f}/s (50% of {r['saturation']['calls_per_s']:.0f}), ms",
             f"p50 {_ms(latency, 'p50')} / p99 {_ms(latency, 'p99')}",
             "-",
             "-",
@@ -123,7 +123,8 @@ def table(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
         f"ocppcable benchmark, profile {r['profile']['name']}: {m['date']}, {m['nproc']} x "
-        f"{m['cpu']}, {m['ram_gib']} GiB, Python {m['python']}, {m['commit']}",
+        f"{m['cpu']}, {m['ram_gib']} GiB, Python {m['python']}, {m['commit']}"
+        + (f", gateway code from {r['gateway_src']}" if r.get("gateway_src") else ""),
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
         line,
     ]
@@ -133,8 +134,10 @@ def table(r: dict[str, Any]) -> str:
         line,
         f"CPU/CALL detail: backend {g['backend_us_per_call']:.0f} µs/CALL (not counted); "
         f"gateway latency at {g['rate']:g}/s p50 {_ms(g['latency'], 'p50')} ms, "
-        f"peer p50 {_ms(p['latency'], 'p50')} ms; saturation {r['saturation']['calls_per_s']:g} "
+        f"peer p50 {_ms(p['latency'], 'p50')} ms; saturation {r['saturation']['calls_per_s']:.0f} "
         f"CALLs/s with {r['saturation']['stations']} stations (whole system on this machine)",
+        "gateway CPU/CALL by thread, µs: "
+        + ", ".join(f"{name} {us:.0f}" for name, us in g.get("threads_us_per_call", {}).items()),
         f"run took {r['elapsed_s']:g} s",
     ]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bench.processes import (
     Child,
     Processes,
     free_port,
+    pin_cpus,
     raise_open_files_limit,
     wait_http_ok,
 )
@@ -161,6 +163,12 @@ def machine() -> dict[str, Any]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
+    versions = {}
+    for package in ("twisted", "autobahn", "grpcio", "protobuf", "ocpp", "websockets"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "nproc": os.cpu_count(),
@@ -169,6 +177,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "commit": commit,
+        "packages": versions,
     }
 
 
@@ -204,7 +213,7 @@ class Run:
     def start_support(self) -> None:
         self.redis = self.ps.redis()
         self.backend = self.ps.python("backend", "bench.backend")
-        self.peer = self.ps.python("peer", "bench.peer")
+        self.peer = self.ps.python("peer", "bench.peer", measured=True)
         self.loadgens = [
             self.ps.python(f"loadgen{i}", "bench.loadgen") for i in range(self.profile.loadgens)
         ]
@@ -333,7 +342,7 @@ class Run:
         return {
             name: round(cpu / answered * 1e6, 1)
             for name, cpu in sorted(split.items(), key=lambda item: -item[1])
-            if abs(cpu) / answered * 1e6 >= 1
+            if cpu / answered * 1e6 >= 1
         }
 
     # --- scenarios --------------------------------------------------------------------------------
@@ -559,9 +568,16 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. a `git worktree` of an older commit, for before/after figures",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the children's logs")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the OS place processes (default: the gateway and the peer get the first CPU to "
+        "themselves, the load generators, backend and redis share the others)",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile or "full"]
     out = Path(args.json) if args.json else ROOT / "bench" / f"results-{profile.name}.json"
+    pin_cpus(not args.no_pin)
     limit = raise_open_files_limit()
     needed = max(profile.idle_steps + (profile.storm,)) + 200
     if limit < needed:
