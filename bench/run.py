@@ -509,8 +509,12 @@ class Run:
         windows: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for _, group in targets.values():
             self.warm_up(group)
+        names = list(targets)
         for round_ in range(p.rounds):
-            for name, (child, group) in targets.items():
+            # the order rotates: no process is always measured right after the same other one
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                child, group = targets[name]
                 windows[name].append(self.cpu_window(child, group, p.rate, p.window))
             figures = ", ".join(f"{name} {w[-1]['us_per_call']:.0f}" for name, w in windows.items())
             self.say(f"  round {round_ + 1}: {figures} µs/CALL")
