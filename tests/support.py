@@ -149,7 +149,9 @@ class Backend(OCPPApplication):
         self.replies: dict[str, Any] = {}  # action → full CommandResponse override
         self.server: Any = None
         self.port = 0
-        #: cleared, Disconnect RPCs wait (in the gRPC worker thread) until it is set again
+        #: cleared, Connect and Disconnect RPCs wait (in the gRPC worker thread) until set again
+        self.connects_flow = threading.Event()
+        self.connects_flow.set()
         self.disconnects_flow = threading.Event()
         self.disconnects_flow.set()
 
@@ -162,7 +164,8 @@ class Backend(OCPPApplication):
             self.server = None
 
     def connect(self, request: Any, meta: Any) -> Any:
-        response = super().connect(request, meta)
+        response = super().connect(request, meta)  # recorded, then held while the flow is off
+        self.connects_flow.wait(TIMEOUT)
         if self.connect_status is not None:
             response.status = self.connect_status
         return response

@@ -112,6 +112,31 @@ async def test_health_turns_503_while_draining(start_gateway, backend, reactor):
 
 
 @pytest_twisted.ensureDeferred
+async def test_drain_waits_for_a_disconnect_behind_an_unanswered_connect(
+    start_gateway, backend, reactor
+):
+    gateway = await start_gateway(
+        f"--rpc-host=127.0.0.1:{backend.port}", "--broadcast-adapter=http", "--shutdown-timeout=6"
+    )
+    backend.connects_flow.clear()
+    try:
+        ws = await aio(raw_socket(gateway.url("CP-SLOW")))
+        await aio(ws.send(json.dumps(BOOT)))  # the first CALL makes the Connect RPC, held
+        await wait_for(lambda: backend.recorded("connect"), reactor)
+        stopping = ensureDeferred(gateway.stop())
+        await aio(ws.wait_closed())
+        # the station is gone; its Disconnect can only be made once the Connect is answered
+        await deferLater(reactor, 0.5, lambda: None)
+        assert not stopping.called
+    finally:
+        backend.connects_flow.set()
+    await stopping
+    assert [
+        json.loads(c.request.identifiers)["station_id"] for c in backend.recorded("disconnect")
+    ] == ["CP-SLOW"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_metrics_after_a_scripted_session(start_gateway, backend, reactor):
     gateway = await start_gateway(
         f"--rpc-host=127.0.0.1:{backend.port}", "--broadcast-adapter=http"
