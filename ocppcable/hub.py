@@ -107,19 +107,7 @@ class Hub:
         not a publication at all; single bad items of a batch are logged and skipped.
         """
         delivered = 0
-        skipped: list[publication.MalformedPublication] = []
-        try:
-            items = publication.parse(body, skipped)
-        except publication.MalformedPublication:
-            self.metrics.broadcast(source, "dropped", 0)
-            raise
-        for error in skipped:
-            log.warn(
-                "dropped a malformed publication of a batch from {source}: {reason}",
-                source=source,
-                reason=str(error),
-            )
-        for item in items:
+        for item in accept(body, source, self.metrics):
             if isinstance(item, publication.RemoteDisconnect):
                 delivered += self.remote_disconnect(item.identifiers, item.reconnect)
             else:
@@ -151,3 +139,22 @@ class Hub:
         for station in matching:
             station.disconnect(reconnect)
         return len(matching)
+
+
+def accept(body: bytes | str, source: str, metrics: IMetrics) -> list[publication.Item]:
+    """The items of a broadcast body from ``source``. A body that is not a publication at all is
+    counted as dropped and raises :class:`~ocppcable.broadcast.publication.MalformedPublication`;
+    bad items of a batch are logged and left out."""
+    skipped: list[publication.MalformedPublication] = []
+    try:
+        items = publication.parse(body, skipped)
+    except publication.MalformedPublication:
+        metrics.broadcast(source, "dropped", 0)
+        raise
+    for error in skipped:
+        log.warn(
+            "dropped a malformed publication of a batch from {source}: {reason}",
+            source=source,
+            reason=str(error),
+        )
+    return items

@@ -16,8 +16,10 @@ from twisted.web.resource import Resource
 from ocppcable import keys
 from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
+from ocppcable.broadcast.publisher import RedisPublisher
 from ocppcable.broadcast.redis import RedisBroadcaster
 from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
+from ocppcable.broadcast.relay import ClusterRelay
 from ocppcable.broadcast.takeover import ClusterTakeover
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
@@ -246,15 +248,28 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     metrics.watch(hub=hub, rpc=client, disconnects=rpc)
     if IService.providedBy(client):
         client.setServiceParent(gateway)
+    adapters = config["broadcast-adapter"]
+    # the legacy redis adapter's channel, when on: every node subscribes to it
+    legacy = config["redis-channel"] if "redis" in adapters else None
+    publisher = None
+    if {"redis", "redisx"} & set(adapters):
+        publisher = RedisPublisher(reactor, config["redis-url"])
+        publisher.setServiceParent(gateway)
     on_main_site: dict[str, Resource] = {}
-    for adapter in config["broadcast-adapter"]:
+    for adapter in adapters:
         broadcaster: HTTPBroadcaster | RedisBroadcaster | RedisXBroadcaster
         if adapter == "http":
-            broadcaster = make_http_broadcaster(config, reactor, hub.dispatch)
+            if publisher is None:
+                broadcaster = make_http_broadcaster(config, reactor, hub.dispatch)
+            else:
+                relay = ClusterRelay(
+                    publisher, hub.dispatch, metrics, legacy, internal_channel(legacy)
+                )
+                broadcaster = make_http_broadcaster(config, reactor, relay.dispatch)
+                broadcaster.description += f", {relay.description}"
             if broadcaster.key is not None:
                 on_main_site[broadcaster.path] = broadcaster.resource
         elif adapter == "redisx":
-            legacy = config["redis-channel"] if "redis" in config["broadcast-adapter"] else None
             broadcaster = RedisXBroadcaster(
                 reactor,
                 config["redis-url"],
@@ -271,8 +286,8 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             metrics.watch_redis(adapter, broadcaster)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
-    if {"redis", "redisx"} & set(config["broadcast-adapter"]):
-        ClusterTakeover(reactor, config["redis-url"], hub).setServiceParent(gateway)
+    if publisher is not None:
+        ClusterTakeover(reactor, config["redis-url"], hub, publisher).setServiceParent(gateway)
     if config["metrics-path"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     site = build_site(config["ocpp-path"], stations, on_main_site)

@@ -7,15 +7,20 @@ import json
 import pytest
 import pytest_twisted
 from ocpp.v16 import call
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, fail, succeed
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent
 from twisted.python.usage import UsageError
 from zope.interface.verify import verifyObject
 
 from ocppcable import keys
 from ocppcable.broadcast.interface import IBroadcaster
+from ocppcable.broadcast.publication import MalformedPublication
+from ocppcable.broadcast.relay import ClusterRelay
+from ocppcable.metrics import NoMetrics
 from ocppcable.options import Options
 from ocppcable.service import makeService
-from tests.support import TIMEOUT, aio, http_client, open_station
+from tests.support import TIMEOUT, aio, free_port, http_client, open_station, wait_for
 
 SECRET = "s3cret"
 BROADCAST_KEY = keys.derive(SECRET, keys.BROADCAST_PHRASE)
@@ -63,9 +68,8 @@ def keyed_gateway(start_gateway):
     return start
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_publication_reaches_the_station(keyed_gateway, reactor):
-    gateway = await keyed_gateway()
+async def _trigger_reaches_the_station(gateway, reactor):
+    """A TriggerMessage POSTed to ``gateway`` reaches a station booted there."""
     conn = await _booted_station(gateway)
     try:
         url = f"http://127.0.0.1:{gateway.port}/_broadcast"
@@ -74,6 +78,11 @@ async def test_a_publication_reaches_the_station(keyed_gateway, reactor):
         assert command == ("TriggerMessage", {"requestedMessage": "Heartbeat"})
     finally:
         await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_publication_reaches_the_station(keyed_gateway, reactor):
+    await _trigger_reaches_the_station(await keyed_gateway(), reactor)
 
 
 @pytest_twisted.ensureDeferred
@@ -161,7 +170,10 @@ def test_http_and_redis_together(reactor):
     gateway = makeService(options, reactor)
     assert [b.name for b in gateway.broadcasters] == ["broadcast-http", "broadcast-redis"]
     assert all(verifyObject(IBroadcaster, b) for b in gateway.broadcasters)
-    assert gateway.broadcasters[0].description == "HTTP POST /_broadcast on the main port (bearer key)"  # fmt: skip
+    assert gateway.broadcasters[0].description == (
+        "HTTP POST /_broadcast on the main port (bearer key), "
+        "relayed to every node through Redis (channel '__anycable__')"
+    )
 
 
 def test_none_disables_the_derived_key(reactor):
@@ -189,3 +201,85 @@ def test_the_deprecated_anycable_variable_sets_the_key():
 def test_invalid_broadcast_options(args, flag):
     with pytest.raises(UsageError, match=flag):
         _options("--broadcast-adapter=http", *args)
+
+
+# --- in a cluster: relayed through Redis to every node (broadcast/relay.py) -----------------------
+
+
+@pytest.mark.parametrize("adapters", ["http,redis", "http,redisx"])
+@pytest_twisted.ensureDeferred
+async def test_a_broadcast_posted_to_one_node_reaches_a_station_on_another(
+    start_gateway, redis_server, reactor, adapters
+):
+    args = (
+        "--rpc-host=demo",
+        f"--secret={SECRET}",
+        f"--broadcast-adapter={adapters}",
+        f"--redis-url={redis_server.url}",
+        "--redis-channel=__anycable_relay__",
+        "--redisx-stream=__anycable_relay_x__",
+    )
+    node_a = await start_gateway(*args)
+    node_b = await start_gateway(*args)
+    conn = await _booted_station(node_b)
+    try:
+        publisher = node_a.service.getServiceNamed("redis-publisher")
+        channel = "__anycable_relay__" if adapters == "http,redis" else "ocpp:ev/CP-1"
+        await wait_for(
+            lambda: publisher.connected and redis_server.subscribers(channel) >= 1, reactor
+        )
+        url = f"http://127.0.0.1:{node_a.port}/_broadcast"
+        assert await _post(reactor, url, [TRIGGER, RESET]) == 201
+        first = await aio(conn.station.commands.get())
+        second = await aio(conn.station.commands.get())
+        assert [first[0], second] == ["TriggerMessage", ("Reset", {"type": "Soft"})]
+        # and once only, though node B also takes HTTP broadcasts and subscribes to Redis
+        await deferLater(reactor, 0.3, lambda: None)
+        assert conn.station.commands.empty()
+    finally:
+        await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_redis_a_broadcast_reaches_this_nodes_stations(keyed_gateway, reactor):
+    gateway = await keyed_gateway(
+        "--broadcast-adapter=http,redis", f"--redis-url=redis://127.0.0.1:{free_port()}"
+    )
+    await _trigger_reaches_the_station(gateway, reactor)
+
+
+class _Publisher:
+    connected = True
+
+    def __init__(self, error=None):
+        self.error = error
+        self.published = []
+
+    def publish(self, channel, message):
+        self.published.append((channel, message))
+        return fail(self.error) if self.error else succeed(1)
+
+
+def test_a_relay_that_failed_after_sending_is_not_delivered_here_too(fail_on_logged_errors):
+    local = []
+    publisher = _Publisher(ConnectionError("lost"))
+    relay = ClusterRelay(publisher, lambda *a: local.append(a), NoMetrics(), "__ch__", "__int__")
+    body = json.dumps([TRIGGER, {"bad": 1}, RESET])
+    assert relay.dispatch(body, "http") == 0
+    [logged] = fail_on_logged_errors
+    assert "could not relay a broadcast from http" in formatEvent(logged)
+    fail_on_logged_errors.clear()
+    # Redis may have taken it: delivering it here as well could run a command twice
+    assert local == []
+    [(channel, message)] = publisher.published
+    assert channel == "__ch__" and json.loads(message) == [TRIGGER, RESET]  # the bad item left out
+
+
+def test_the_relay_fans_out_on_stream_channels_without_the_legacy_channel():
+    publisher = _Publisher()
+    relay = ClusterRelay(publisher, lambda *a: 0, NoMetrics(), None, "__int__")
+    disconnect = {"command": "disconnect", "payload": {"identifier": "x", "reconnect": True}}
+    relay.dispatch(json.dumps([TRIGGER, disconnect]), "http")
+    assert [channel for channel, _ in publisher.published] == ["ocpp:ev/CP-1", "__int__"]
+    with pytest.raises(MalformedPublication):
+        relay.dispatch(b"not json", "http")

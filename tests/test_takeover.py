@@ -51,9 +51,12 @@ async def _heartbeat(ws):
 
 
 def test_malformed_announcements_are_dropped():
+    from ocppcable.broadcast.publisher import RedisPublisher
     from ocppcable.broadcast.takeover import ClusterTakeover
     from ocppcable.hub import Hub
 
-    takeover = ClusterTakeover(None, "redis://localhost:1", Hub())
+    takeover = ClusterTakeover(
+        None, "redis://localhost:1", Hub(), RedisPublisher(None, "redis://localhost:1")
+    )
     for message in ("not json", "[]", '{"node": "x"}'):
         takeover.received(message)  # logged as a warning, nothing raised

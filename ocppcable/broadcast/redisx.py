@@ -88,7 +88,8 @@ def idle_consumers(reply: list[list[Any]], idle_ms: int) -> list[str]:
     return [c["name"] for c in consumers if c.get("pending") == 0 and c.get("idle", 0) > idle_ms]
 
 
-def _message(item: publication.Item, internal: str) -> tuple[str, str]:
+def pubsub_message(item: publication.Item, internal: str) -> tuple[str, str]:
+    """The pub/sub channel and message that bring ``item`` to the nodes holding its stream."""
     if isinstance(item, publication.RemoteDisconnect):
         payload = {"identifier": item.identifiers, "reconnect": item.reconnect}
         return internal, _encode({"command": "disconnect", "payload": payload})
@@ -110,7 +111,7 @@ def fan_out(
     """
     if payload is None:
         raise publication.MalformedPublication("entry has no payload field")
-    return [_message(item, internal) for item in publication.parse(payload, skipped)]
+    return [pubsub_message(item, internal) for item in publication.parse(payload, skipped)]
 
 
 class _Reader(txredisapi.RedisProtocol):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from ocppcable.broadcast.publisher import RedisPublisher
 from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, redis_endpoint
 from ocppcable.broadcast.redisx import consumer_name
 from ocppcable.hub import Hub
@@ -24,8 +24,6 @@ from ocppcable.hub import Hub
 log = Logger()
 
 CHANNEL = "__ocppcable_stations__"
-#: seconds a PUBLISH may wait (txredisapi queues commands while Redis is away)
-PUBLISH_TIMEOUT = 2.0
 
 
 class ClusterTakeover(Service):
@@ -33,41 +31,35 @@ class ClusterTakeover(Service):
 
     name = "takeover"
 
-    def __init__(self, reactor: Any, url: str, hub: Hub) -> None:
+    def __init__(self, reactor: Any, url: str, hub: Hub, publisher: RedisPublisher) -> None:
         self.reactor = reactor
         self.url = url
         self.hub = hub
+        self.publisher = publisher
         self.node = consumer_name()
-        self._publisher: txredisapi.RedisFactory | None = None
         self._subscriber: SubscriberFactory | None = None
         hub.on_register(self._announce)
 
     def startService(self) -> None:
         super().startService()
         endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        publisher = txredisapi.RedisFactory(
-            None, None, 1, isLazy=True, convertNumbers=False, username=username, password=password
-        )
         subscriber = SubscriberFactory(self)
         subscriber.username, subscriber.password = username, password
-        for factory in (publisher, subscriber):
-            factory.deferred.addErrback(lambda f: None)  # outages are logged by the adapters
-            factory.startConnecting(endpoint)
-        self._publisher, self._subscriber = publisher, subscriber
+        subscriber.deferred.addErrback(lambda f: None)  # outages are logged by the adapters
+        subscriber.startConnecting(endpoint)
+        self._subscriber = subscriber
 
     def stopService(self) -> Any:
         super().stopService()
-        factories = [f for f in (self._publisher, self._subscriber) if f is not None]
-        self._publisher = self._subscriber = None
-        for factory in factories:
-            factory.disconnect()
+        subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            subscriber.disconnect()
 
     def _announce(self, station_id: str) -> None:
-        if self._publisher is None:
+        if not self.running:
             return
         message = json.dumps({"station_id": station_id, "node": self.node})
-        d = self._publisher.handler.publish(CHANNEL, message)
-        d.addTimeout(PUBLISH_TIMEOUT, self.reactor)
+        d = self.publisher.publish(CHANNEL, message)
         d.addErrback(
             lambda f: log.info(
                 "could not announce station {station_id} to the cluster: {reason}",
