@@ -11,8 +11,10 @@ import pytest_twisted
 from ocpp.exceptions import InternalError
 from ocpp.v16 import call
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.task import Clock
+from twisted.web.server import Site
 from zope.interface.verify import verifyObject
 
 from ocppcable import keys
@@ -42,6 +44,7 @@ from tests.support import (
     open_station,
     wait_for,
 )
+from tests.test_operations import PKI
 
 SECRET = "s3cret"
 RPC_KEY = keys.derive(SECRET, keys.RPC_PHRASE)
@@ -187,6 +190,32 @@ async def test_dropped_connections_are_retried_within_rpc_timeout(start_gateway,
     # attempts at 0, 0.1, 0.3 and 0.7 s; the next one (1.5 s) would be over budget
     assert len(http_backend.requests("connect")) == 4
     assert 0.6 < took < 1.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_untrusted_backend_certificate_fails_at_once(http_backend, reactor, tmp_path):
+    pki = PKI(tmp_path)  # a CA the gateway does not trust
+    site = Site(http_backend)
+    handshakes = []
+    build = site.buildProtocol
+    site.buildProtocol = lambda addr: handshakes.append(addr) or build(addr)
+    endpoint = serverFromString(
+        reactor, f"ssl:0:privateKey={pki.server_key}:certKey={pki.server_cert}:interface=127.0.0.1"
+    )
+    port = await endpoint.listen(site)
+    client = HTTPRPCClient(
+        reactor, f"https://localhost:{port.getHost().port}/_anycable", RPC_KEY, 4, timeout=5
+    )
+    client.startService()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RPCUnavailable, match="certificate verify failed"):
+            await client.connect("sid-1", ConnectionRequest()).addTimeout(TIMEOUT, reactor)
+        assert time.monotonic() - started < 2  # not retried until the 5 s budget ends
+    finally:
+        await client.stopService()
+        await port.stopListening()
+    assert len(handshakes) == 1 and not http_backend.seen
 
 
 @pytest_twisted.ensureDeferred

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
@@ -38,7 +39,15 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _classify(error: BaseException) -> float | None:
-    return _BACKOFF if isinstance(error, _TRANSPORT_ERRORS) else None
+    if isinstance(error, _TRANSPORT_ERRORS) and not _tls_failed(error):
+        return _BACKOFF
+    return None
+
+
+def _tls_failed(error: BaseException) -> bool:
+    """The TLS handshake failed (an untrusted or mismatched certificate, no common protocol):
+    trying again cannot help."""
+    return any(reason.check(SSL.Error) for reason in getattr(error, "reasons", ()))
 
 
 def _describe(error: BaseException) -> str:
