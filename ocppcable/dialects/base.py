@@ -21,6 +21,9 @@ AVAILABLE, PREPARING, CHARGING = "Available", "Preparing", "Charging"
 
 MEASURAND = "Energy.Active.Import.Register"
 
+#: what a simulated station calls itself (fits 2.0.1's ChargingStationType.model, string(20))
+VENDOR, MODEL = "ocppcable", "simulated station"
+
 #: settings whose value is part of the station's state rather than a stored string
 HEARTBEAT, METER, CONNECTORS = "heartbeat", "meter", "connectors"
 

@@ -11,8 +11,10 @@ from ocppcable.dialects.base import (
     HEARTBEAT,
     MEASURAND,
     METER,
+    MODEL,
     REJECTED,
     UNKNOWN,
+    VENDOR,
     Dialect,
     Message,
     Payload,
@@ -26,8 +28,6 @@ from ocppcable.ocpp import v16
 if TYPE_CHECKING:
     from ocppcable.simulator import StationModel
 
-VENDOR = "ocppcable"
-MODEL = "simulated station"
 
 #: TriggerMessage requests for a notification the station has nothing to report in
 IDLE_NOTIFICATIONS = frozenset({"DiagnosticsStatusNotification", "FirmwareStatusNotification"})

@@ -18,7 +18,9 @@ from ocppcable.dialects.base import (
     HEARTBEAT,
     MEASURAND,
     METER,
+    MODEL,
     REJECTED,
+    VENDOR,
     Dialect,
     Message,
     Payload,
@@ -32,8 +34,6 @@ from ocppcable.ocpp import v201
 if TYPE_CHECKING:
     from ocppcable.simulator import StationModel
 
-VENDOR = "ocppcable"
-MODEL = "simulated station"  # ChargingStationType.model: string(20)
 TOKEN_TYPE = "ISO14443"
 CONNECTOR = 1  # the one connector of every EVSE
 
