@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -85,3 +87,19 @@ def start_gateway(reactor):
     yield start
     for gateway in started:
         pytest_twisted.blockon(ensureDeferred(gateway.stop()))
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    """The warnings logged during the test, formatted."""
+    from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+    events: list[str] = []
+
+    def observer(event: dict[str, Any]) -> None:
+        if event.get("log_level") is LogLevel.warn:
+            events.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observer)
+    yield events
+    globalLogPublisher.removeObserver(observer)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from ocppcable.broadcast.publication import MalformedPublication
 from ocppcable.hub import Hub
@@ -34,19 +32,6 @@ class FakeStation:
 
     def __repr__(self) -> str:
         return f"FakeStation({self.station_id!r})"
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    events: list[str] = []
-
-    def observer(event: dict[str, Any]) -> None:
-        if event.get("log_level") is LogLevel.warn:
-            events.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield events
-    globalLogPublisher.removeObserver(observer)
 
 
 def publication(stream: str, data: Any) -> str:

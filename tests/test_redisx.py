@@ -10,13 +10,11 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
 from ocpp.v16 import call
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from ocppcable.broadcast.publication import MalformedPublication
 from ocppcable.broadcast.redisx import (
@@ -95,19 +93,6 @@ def consumer(gateway: Any) -> str:
 @pytest.fixture
 def stream() -> str:
     return f"__anycable_test_{uuid.uuid4().hex[:8]}__"
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    events: list[str] = []
-
-    def observer(event: dict[str, Any]) -> None:
-        if event.get("log_level") is LogLevel.warn:
-            events.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observer)
-    yield events
-    globalLogPublisher.removeObserver(observer)
 
 
 async def _node(start_gateway, backend, redis: RedisServer, stream: str, *args: str) -> Any:
