@@ -307,6 +307,34 @@ async def test_a_deleted_stream_and_group_are_created_again(
     await aio(conn.close())
 
 
+@pytest_twisted.ensureDeferred
+async def test_every_redis_connection_logs_in_with_the_urls_credentials(
+    start_gateway, backend, redis_server, stream, reactor
+):
+    query(redis_server, "ACL", "SETUSER", "gw", "on", ">pw", "~*", "&*", "+@all")
+    host = redis_server.url.removeprefix("redis://")
+    await start_gateway(
+        f"--rpc-host=127.0.0.1:{backend.port}",
+        f"--redis-url=redis://gw:pw@{host}",
+        "--broadcast-adapter=http,redis,redisx",
+        f"--redisx-stream={stream}",
+    )
+
+    def users() -> list[str]:
+        clients = query(redis_server, "CLIENT", "LIST").splitlines()
+        return sorted(
+            field.removeprefix("user=")
+            for client in clients
+            for field in client.split()
+            if field.startswith("user=") and "cmd=client" not in client  # not this query's
+        )
+
+    # the redis subscriber, the redisx reader and subscriber, the takeover's subscriber and the
+    # shared publisher
+    await wait_for(lambda: len(users()) == 5, reactor)
+    assert users() == ["gw"] * 5
+
+
 # --- configuration ----------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 
-from ocppcable.broadcast.redis import redis_endpoint
+from ocppcable.broadcast.redis import start_connecting
 
 #: seconds a PUBLISH may wait (txredisapi queues commands while Redis is away)
 PUBLISH_TIMEOUT = 2.0
@@ -31,13 +31,8 @@ class RedisPublisher(Service):
 
     def startService(self) -> None:
         super().startService()
-        endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        factory = txredisapi.RedisFactory(
-            None, None, 1, isLazy=True, convertNumbers=False, username=username, password=password
-        )
-        factory.deferred.addErrback(lambda f: None)  # outages are logged by the adapters
-        factory.startConnecting(endpoint)
-        self._factory = factory
+        self._factory = txredisapi.RedisFactory(None, None, 1, isLazy=True, convertNumbers=False)
+        start_connecting(self._factory, self.reactor, self.url)  # adapters log outages
 
     def stopService(self) -> Any:
         super().stopService()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -11,6 +12,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
@@ -31,6 +33,17 @@ def redis_endpoint(reactor: Any, url: str) -> tuple[Any, str | None, str | None]
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     return endpoint, username, password
+
+
+def start_connecting(
+    factory: Any, reactor: Any, url: str, failed: Callable[[Failure], object] | None = None
+) -> None:
+    """Connect a txredisapi ``factory`` to ``url`` with the URL's credentials; it reconnects by
+    itself. ``failed`` hears when the factory gives up (None: another part logs outages)."""
+    endpoint, username, password = redis_endpoint(reactor, url)
+    factory.username, factory.password = username, password
+    factory.deferred.addErrback(failed or (lambda f: None))
+    factory.startConnecting(endpoint)
 
 
 class SubscriberOwner(Protocol):
@@ -91,14 +104,13 @@ class RedisBroadcaster(Service):
 
     def startService(self) -> None:
         super().startService()
-        endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        factory = SubscriberFactory(self)
-        factory.username, factory.password = username, password
-        factory.deferred.addErrback(
-            lambda f: log.error("redis subscriber failed: {reason}", reason=f.getErrorMessage())
+        factory = self._factory = SubscriberFactory(self)
+        start_connecting(
+            factory,
+            self.reactor,
+            self.url,
+            lambda f: log.error("redis subscriber failed: {reason}", reason=f.getErrorMessage()),
         )
-        factory.startConnecting(endpoint)
-        self._factory = factory
 
     def stopService(self) -> Any:
         super().stopService()

@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from ocppcable.broadcast import publication
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, redis_endpoint
+from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, start_connecting
 
 if TYPE_CHECKING:
     from ocppcable.hub import Hub
@@ -133,12 +133,8 @@ class _ReaderFactory(txredisapi.RedisFactory):
     initialDelay = 0.5
     maxDelay = 5
 
-    def __init__(
-        self, owner: RedisXBroadcaster, username: str | None, password: str | None
-    ) -> None:
-        super().__init__(
-            None, None, 1, isLazy=True, password=password, username=username, convertNumbers=False
-        )
+    def __init__(self, owner: RedisXBroadcaster) -> None:
+        super().__init__(None, None, 1, isLazy=True, convertNumbers=False)
         self.owner = owner
 
 
@@ -194,17 +190,16 @@ class RedisXBroadcaster(Service):
 
     def startService(self) -> None:
         super().startService()
-        endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        subscriber = SubscriberFactory(self)
-        subscriber.username, subscriber.password = username, password
-        self._factories = [_ReaderFactory(self, username, password), subscriber]
+        self._factories = [_ReaderFactory(self), SubscriberFactory(self)]
         for factory in self._factories:
-            factory.deferred.addErrback(
+            start_connecting(
+                factory,
+                self.reactor,
+                self.url,
                 lambda f: log.error(
                     "redisx: cannot use Redis: {reason}", reason=f.getErrorMessage()
-                )
+                ),
             )
-            factory.startConnecting(endpoint)
 
     def stopService(self) -> Any:
         super().stopService()

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ocppcable.broadcast.publisher import RedisPublisher
-from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, redis_endpoint
+from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, start_connecting
 from ocppcable.broadcast.redisx import consumer_name
 from ocppcable.hub import Hub
 
@@ -42,12 +42,8 @@ class ClusterTakeover(Service):
 
     def startService(self) -> None:
         super().startService()
-        endpoint, username, password = redis_endpoint(self.reactor, self.url)
-        subscriber = SubscriberFactory(self)
-        subscriber.username, subscriber.password = username, password
-        subscriber.deferred.addErrback(lambda f: None)  # outages are logged by the adapters
-        subscriber.startConnecting(endpoint)
-        self._subscriber = subscriber
+        self._subscriber = SubscriberFactory(self)
+        start_connecting(self._subscriber, self.reactor, self.url)  # adapters log outages
 
     def stopService(self) -> Any:
         super().stopService()
