@@ -16,11 +16,11 @@ from twisted.web.resource import Resource
 from ocppcable import keys
 from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
-from ocppcable.broadcast.publisher import RedisPublisher
 from ocppcable.broadcast.redis import RedisBroadcaster
 from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
-from ocppcable.broadcast.relay import ClusterRelay
-from ocppcable.broadcast.takeover import ClusterTakeover
+from ocppcable.cluster.publisher import RedisPublisher
+from ocppcable.cluster.relay import ClusterRelay
+from ocppcable.cluster.takeover import ClusterTakeover
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201

@@ -15,7 +15,6 @@ claimed by another node once idle for :attr:`RedisXBroadcaster.claim_idle` secon
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -29,9 +28,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ocppcable.broadcast import publication
+from ocppcable import publication
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, start_connecting
+from ocppcable.redis_connection import Subscriber, SubscriberFactory, start_connecting
 
 if TYPE_CHECKING:
     from ocppcable.hub import Hub
@@ -43,8 +42,6 @@ INTERNAL_CHANNEL = "__anycable_internal__"
 
 #: an entry's id and its ``payload`` field (None when it has none, or was deleted meanwhile)
 Entry = tuple[str, Any]
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def consumer_name() -> str:
@@ -88,17 +85,6 @@ def idle_consumers(reply: list[list[Any]], idle_ms: int) -> list[str]:
     return [c["name"] for c in consumers if c.get("pending") == 0 and c.get("idle", 0) > idle_ms]
 
 
-def pubsub_message(item: publication.Item, internal: str) -> tuple[str, str]:
-    """The pub/sub channel and message that bring ``item`` to the nodes holding its stream."""
-    if isinstance(item, publication.RemoteDisconnect):
-        payload = {"identifier": item.identifiers, "reconnect": item.reconnect}
-        return internal, _encode({"command": "disconnect", "payload": payload})
-    fields: dict[str, Any] = {"stream": item.stream, "data": item.data}
-    if item.meta:
-        fields["meta"] = item.meta
-    return item.stream, _encode(fields)
-
-
 def fan_out(
     payload: str | bytes | None,
     internal: str,
@@ -106,12 +92,14 @@ def fan_out(
 ) -> list[tuple[str, str]]:
     """The pub/sub messages, ``(channel, JSON)``, that bring an entry's payload to every node.
 
-    Raises :class:`~ocppcable.broadcast.publication.MalformedPublication` for a payload that is
+    Raises :class:`~ocppcable.publication.MalformedPublication` for a payload that is
     not a publication; bad items of a batch are appended to ``skipped``.
     """
     if payload is None:
         raise publication.MalformedPublication("entry has no payload field")
-    return [pubsub_message(item, internal) for item in publication.parse(payload, skipped)]
+    return [
+        publication.pubsub_message(item, internal) for item in publication.parse(payload, skipped)
+    ]
 
 
 class _Reader(txredisapi.RedisProtocol):

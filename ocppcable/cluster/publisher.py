@@ -9,7 +9,7 @@ import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 
-from ocppcable.broadcast.redis import start_connecting
+from ocppcable.redis_connection import start_connecting
 
 #: seconds a PUBLISH may wait (txredisapi queues commands while Redis is away)
 PUBLISH_TIMEOUT = 2.0

@@ -16,10 +16,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from ocppcable.broadcast.publisher import RedisPublisher
-from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, start_connecting
 from ocppcable.broadcast.redisx import consumer_name
+from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.hub import Hub
+from ocppcable.redis_connection import Subscriber, SubscriberFactory, start_connecting
 
 log = Logger()
 
