@@ -318,6 +318,32 @@ async def raw_socket(url: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)) -> 
     return await websockets.connect(url, subprotocols=list(subprotocols), open_timeout=TIMEOUT)
 
 
+def upgrade_request(path: str, host: str = "localhost", *extra: str) -> bytes:
+    """A WebSocket upgrade request for ``path`` offering ocpp1.6, with ``extra`` header lines."""
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: ocpp1.6",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def http_status(port: int, request: bytes) -> int:
+    """Send raw ``request`` bytes to the gateway and return the status code of its answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        status = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        return int(status.split()[1])
+    finally:
+        writer.close()
+
+
 # --- HTTP: an AnyCable HTTP RPC backend, a client for the HTTP broadcaster ------------------------
 
 
