@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-_decode = json.JSONDecoder().decode
+from ocppcable.ocpp.framing import loads as _decode
 
 
 class MalformedPublication(ValueError):
