@@ -13,11 +13,11 @@ from typing import Any
 from twisted.logger import Logger
 
 from ocppcable.metrics import IMetrics
+from ocppcable.ocpp.framing import loads as _decode
 
 log = Logger()
 
-_decode = json.JSONDecoder().decode
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class MalformedPublication(ValueError):

@@ -106,6 +106,10 @@ def test_parse_utf8_bytes() -> None:
         "[[]]",
         '[{"stream":"s","data":"x"}, 5]',
         '[{"stream":"s","data":"x"}, {"stream":"s"}]',
+        # what cannot reach a station as standard JSON and UTF-8
+        '{"stream":"s","data":{"command":"Reset","payload":{"x":Infinity}}}',
+        '{"stream":"s","data":{"command":"Reset","payload":{"x":"\\udfff"}}}',
+        '{"stream":"s","data":' + "[" * 40 + "]" * 40 + "}",
     ],
 )
 def test_malformed(body: str | bytes) -> None:
