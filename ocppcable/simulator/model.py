@@ -8,7 +8,6 @@ messages and that version's commands into the model's operations.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from twisted.logger import Logger
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.validation import Violation, validator_for
+from ocppcable.simulator.calls import Call, Outbox
 from ocppcable.simulator.config import Config
 from ocppcable.simulator.dialects import Dialect
 from ocppcable.simulator.dialects.base import (
@@ -83,17 +83,6 @@ Effect = Send | StartTimer | CancelTimer | Close | Reconnect | Finished
 # --- the station model ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Call:
-    """A CALL of the station, queued or waiting for its reply."""
-
-    action: str
-    payload: dict[str, Any]
-    on_reply: Callable[[Reply], None] | None = None
-    unique_id: str = ""
-    sent_at: float = 0.0
-
-
 def _is_seconds(value: str) -> bool:
     """Whether a setting's value is a whole number of seconds >= 0."""
     return value.isascii() and value.isdigit()
@@ -102,12 +91,8 @@ def _is_seconds(value: str) -> bool:
 class StationModel:
     """One station's OCPP behaviour, without I/O; its :class:`Dialect` speaks the version.
 
-    Every event method returns the effects to carry out, in order. The station keeps at most one
-    CALL of its own outstanding: its CALLs wait in two queues, an urgent one (BootNotification,
-    messages requested by TriggerMessage, transaction stops during a Reset) that is sent
-    whatever the registration status, and one for everything else, sent only once the central
-    system accepted the BootNotification. The queues survive reconnects (a station keeps
-    charging offline); a Reset clears them.
+    Every event method returns the effects to carry out, in order. The station's own CALLs go
+    through its :class:`~ocppcable.simulator.calls.Outbox`, one at a time.
 
     The public methods after the events (:meth:`trigger`, :meth:`remote_start`,
     :meth:`remote_stop`, :meth:`reset`, :meth:`setting`, :meth:`change_setting`) are what the
@@ -129,10 +114,7 @@ class StationModel:
         "_registers",
         "_settings",
         "_reported",
-        "_urgent",
-        "_queue",
-        "_outstanding",
-        "_ids",
+        "outbox",
         "_online",
         "_counted_booted",
         "_ever_booted",
@@ -168,10 +150,7 @@ class StationModel:
         self._registers = [0] * (config.connectors + 1)  # Wh per connector, [0] unused
         self._settings: dict[str, str] = {}  # settings changed by the central system
         self._reported: dict[int, str] = {}  # the last status sent per connector
-        self._urgent: deque[_Call] = deque()
-        self._queue: deque[_Call] = deque()
-        self._outstanding: _Call | None = None
-        self._ids = 0
+        self.outbox = Outbox(station_id, stats, self.validator, clock)
         self._online = False
         self._counted_booted = False
         self._ever_booted = False
@@ -221,7 +200,7 @@ class StationModel:
         if name == CALL_TIMER:
             self._timed_out()
         elif name == HEARTBEAT_TIMER:
-            self._enqueue(_Call("Heartbeat", {}))
+            self._enqueue(Call("Heartbeat", {}))
             self._schedule_heartbeat()
         elif name == BOOT_TIMER:
             self._boot()
@@ -238,11 +217,10 @@ class StationModel:
         self._update_booted()
         self._emit(CancelTimer(HEARTBEAT_TIMER))
         self._emit(CancelTimer(BOOT_TIMER))
-        call, self._outstanding = self._outstanding, None
+        call = self.outbox.lost()
         if call is not None:
             self._emit(CancelTimer(CALL_TIMER))
-            if call.on_reply is not None:
-                call.on_reply(None)
+            call.answered(None)
         rebooting, self._rebooting = self._rebooting, False
         if self._stopped:
             return self._effects()
@@ -285,7 +263,7 @@ class StationModel:
         if self.registration not in (ACCEPTED, PENDING):
             return REJECTED
         if requested == "Heartbeat":
-            self._enqueue(_Call("Heartbeat", {}), urgent=True)
+            self._enqueue(Call("Heartbeat", {}), urgent=True)
         elif requested == "StatusNotification":
             for c in connectors if connector is None else [connector]:
                 self._status(c, self._connector_status(c), urgent=True, again=True)
@@ -294,9 +272,9 @@ class StationModel:
                 message = self.dialect.triggered_sample(
                     c, self.transactions.get(c), self._reading(c), self._timestamp()
                 )
-                self._enqueue(_Call(*message), urgent=True)
+                self._enqueue(Call(*message), urgent=True)
         else:
-            self._enqueue(_Call(requested, notification or {}), urgent=True)
+            self._enqueue(Call(requested, notification or {}), urgent=True)
         return ACCEPTED
 
     def remote_start(self, token: Any, connector: int | None, remote_id: int | None = None) -> bool:
@@ -375,13 +353,7 @@ class StationModel:
         return out
 
     def _error(self, kind: str, detail: str) -> None:
-        if self.stats.count(self.stats.errors, kind):
-            log.warn(
-                "station {station_id}: {kind}: {detail} (the first; others are only counted)",
-                station_id=self.station_id,
-                kind=kind,
-                detail=detail,
-            )
+        self.stats.error(self.station_id, kind, detail)
 
     def _timestamp(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -394,81 +366,43 @@ class StationModel:
 
     # --- own CALLs ---------------------------------------------------------------------------
 
-    def _enqueue(self, call: _Call, urgent: bool = False) -> None:
-        (self._urgent if urgent else self._queue).append(call)
+    def _enqueue(self, call: Call, urgent: bool = False) -> None:
+        self.outbox.add(call, urgent)
 
     def _started(self) -> bool:
         return any(tx.transaction_id is not None for tx in self.transactions.values())
 
     def _pump(self) -> None:
-        if self._outstanding is not None or not self._online or self._stopped or self._rebooting:
+        if self.outbox.outstanding is not None or not self._online:
             return
-        if self._reset_requested and not self._urgent and not self._started():
+        if self._stopped or self._rebooting:
+            return
+        if self._reset_requested and not self.outbox.urgent and not self._started():
             self._reboot()
             return
-        if self._urgent:
-            call = self._urgent.popleft()
-        elif self._queue and self.registration == ACCEPTED and not self._reset_requested:
-            call = self._queue.popleft()
-        else:
+        frame = self.outbox.send_next(self.registration == ACCEPTED and not self._reset_requested)
+        if frame is None:
             self._check_finished()
             return
-        self._ids += 1
-        call.unique_id = str(self._ids)
-        call.sent_at = self.clock()
-        self._outstanding = call
-        self.stats.calls[call.action] += 1
-        self._emit(Send(framing.encode_call(call.unique_id, call.action, call.payload)))
+        self._emit(Send(frame))
         self._emit(StartTimer(CALL_TIMER, self.config.call_timeout))
 
     def _check_finished(self) -> None:
         """Report once that the station ran all its own sessions and has nothing left to send."""
-        idle = not (self._urgent or self._queue or self.sessions_left or self._finished)
+        idle = not (self.outbox or self.sessions_left or self._finished)
         if idle and self.config.sessions and not any(tx.local for tx in self.transactions.values()):
             self._finished = True
             self._emit(Finished())
 
     def _reply(self, message: framing.CallResult | framing.CallError) -> None:
-        call = self._outstanding
-        if call is None or call.unique_id != message.unique_id:
-            self._error("unexpected reply", f"a reply to uniqueId {message.unique_id!r}")
-            return
-        self._outstanding = None
-        self._emit(CancelTimer(CALL_TIMER))
-        self.stats.latencies.append(self.clock() - call.sent_at)
-        payload = None
-        if isinstance(message, framing.CallError):
-            if self.stats.count(self.stats.call_errors, message.code):
-                log.warn(
-                    "station {station_id}: {action} answered with CALLERROR {code}: "
-                    "{description} (the first; others are only counted)",
-                    station_id=self.station_id,
-                    action=call.action,
-                    code=message.code,
-                    description=message.description,
-                )
-        else:
-            try:
-                self.validator.check_response(call.action, message.payload)
-            except Violation as e:
-                self._error("invalid reply", f"{call.action}: {e.description}")
-            else:
-                payload = message.payload
-        if call.on_reply is not None:
-            call.on_reply(payload)
+        answered = self.outbox.reply(message)
+        if answered is not None:
+            self._emit(CancelTimer(CALL_TIMER))
+            call, payload = answered
+            call.answered(payload)
 
     def _timed_out(self) -> None:
-        call, self._outstanding = self._outstanding, None
-        if self.stats.count(self.stats.timeouts, call.action):
-            log.warn(
-                "station {station_id}: no reply to {action} within {seconds} s "
-                "(the first; others are only counted)",
-                station_id=self.station_id,
-                action=call.action,
-                seconds=self.config.call_timeout,
-            )
-        if call.on_reply is not None:
-            call.on_reply(None)
+        self.outbox.timed_out(self.config.call_timeout).answered(None)
 
     # --- registration ------------------------------------------------------------------------
 
@@ -476,7 +410,7 @@ class StationModel:
         if reason is not None:
             self._boot_reason = reason
         payload = self.dialect.boot(self.station_id, self._boot_reason)
-        self._enqueue(_Call("BootNotification", payload, self._booted), urgent=True)
+        self._enqueue(Call("BootNotification", payload, self._booted), urgent=True)
 
     def _booted(self, reply: Reply) -> None:
         if reply is None:
@@ -488,7 +422,7 @@ class StationModel:
         interval = reply["interval"]
         if self.registration != ACCEPTED:
             if self.registration == REJECTED:
-                self._urgent.clear()  # while Rejected a station sends nothing else
+                self.outbox.urgent.clear()  # while Rejected a station sends nothing else
             self._emit(StartTimer(BOOT_TIMER, interval if interval > 0 else BOOT_RETRY))
             return
         self._emit(CancelTimer(BOOT_TIMER))
@@ -513,7 +447,7 @@ class StationModel:
         self._rebooting = True
         self.sessions_left += sum(tx.local for tx in self.transactions.values())
         self.transactions.clear()
-        self._queue.clear()
+        self.outbox.queue.clear()
         self.registration = None
         self._boot_reason = "RemoteReset"
         self._update_booted()
@@ -538,7 +472,7 @@ class StationModel:
             return
         self._reported[connector] = status
         payload = self.dialect.status(connector, status, self._timestamp())
-        self._enqueue(_Call("StatusNotification", payload), urgent)
+        self._enqueue(Call("StatusNotification", payload), urgent)
 
     def _status_all(self) -> None:
         for connector in self.dialect.status_connectors(self.config.connectors):
@@ -572,7 +506,7 @@ class StationModel:
         self.transactions[connector] = tx
         self._status(connector, PREPARING)
         authorize = self.dialect.authorize(tx.token)
-        self._enqueue(_Call("Authorize", authorize, partial(self._authorized, tx)))
+        self._enqueue(Call("Authorize", authorize, partial(self._authorized, tx)))
 
     def _authorized(self, tx: Transaction, reply: Reply) -> None:
         accepted = reply is not None and self.dialect.authorized(reply)
@@ -587,7 +521,7 @@ class StationModel:
         action, payload = self.dialect.start(
             tx, self._registers[tx.connector_id], self._timestamp()
         )
-        self._enqueue(_Call(action, payload, partial(self._transaction_started, tx, payload)))
+        self._enqueue(Call(action, payload, partial(self._transaction_started, tx, payload)))
 
     def _transaction_started(self, tx: Transaction, request: dict[str, Any], reply: Reply) -> None:
         outcome = self.dialect.started(request, reply)
@@ -612,7 +546,7 @@ class StationModel:
 
     def _sample(self, tx: Transaction) -> None:
         message = self.dialect.sample(tx, self._reading(tx.connector_id), self._timestamp())
-        self._enqueue(_Call(*message))
+        self._enqueue(Call(*message))
         if self.meter_interval > 0:
             self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.meter_interval))
 
@@ -629,7 +563,7 @@ class StationModel:
         self._emit(CancelTimer(f"{END_TIMER}{connector}"))
         self._registers[connector] = self._reading(connector)
         action, payload = self.dialect.stop(tx, self._registers[connector], self._timestamp())
-        call = _Call(action, payload, partial(self._transaction_stopped, tx))
+        call = Call(action, payload, partial(self._transaction_stopped, tx))
         self._enqueue(call, urgent=self._reset_requested)
 
     def _transaction_stopped(self, tx: Transaction, reply: Reply) -> None:
