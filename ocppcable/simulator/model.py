@@ -9,39 +9,32 @@ messages and that version's commands into the model's operations.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from twisted.logger import Logger
-
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.ocpp import framing
-from ocppcable.ocpp.validation import Violation, validator_for
+from ocppcable.ocpp.validation import validator_for
 from ocppcable.simulator.calls import Call, Outbox
+from ocppcable.simulator.commands import Responder
 from ocppcable.simulator.config import Config
 from ocppcable.simulator.dialects import Dialect
 from ocppcable.simulator.dialects.base import (
     ACCEPTED,
     AVAILABLE,
     CHARGING,
-    CONNECTORS,
     HEARTBEAT,
-    METER,
     PENDING,
     PREPARING,
     REJECTED,
     SCHEDULED,
-    UNKNOWN,
     Reply,
     Transaction,
 )
+from ocppcable.simulator.effects import Effect, Finished, Reconnect
+from ocppcable.simulator.settings import Settings
 from ocppcable.simulator.stats import Stats
-
-log = Logger()
-#: one line per remote command answered (shown unless --quiet)
-commands_log = Logger(namespace="ocppcable.simulator.commands")
 
 #: charging power of every connector, in W (meter readings grow at this rate)
 POWER = 11_000
@@ -60,34 +53,6 @@ METER_TIMER = "meter:"  # + connector id
 END_TIMER = "end:"  # + connector id
 
 
-# --- effects of the station model ---------------------------------------------------------------
-
-
-# Send, StartTimer (start or restart; the model gets ``timer_fired(name)``), CancelTimer and
-# Close are shared with the gateway's session (:mod:`ocppcable.effects`).
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnect:
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The station ran all its own charging sessions and has nothing left to send."""
-
-
-Effect = Send | StartTimer | CancelTimer | Close | Reconnect | Finished
-
-
-# --- the station model ------------------------------------------------------------------------
-
-
-def _is_seconds(value: str) -> bool:
-    """Whether a setting's value is a whole number of seconds >= 0."""
-    return value.isascii() and value.isdigit()
-
-
 class StationModel:
     """One station's OCPP behaviour, without I/O; its :class:`Dialect` speaks the version.
 
@@ -96,25 +61,24 @@ class StationModel:
 
     The public methods after the events (:meth:`trigger`, :meth:`remote_start`,
     :meth:`remote_stop`, :meth:`reset`, :meth:`setting`, :meth:`change_setting`) are what the
-    dialect's remote commands do, in terms every version shares.
+    dialect's remote commands do, in terms every version shares: the model is the dialect's
+    :class:`~ocppcable.simulator.dialects.base.Station`.
     """
 
     __slots__ = (
         "station_id",
         "config",
         "stats",
-        "validator",
         "clock",
         "dialect",
         "sessions_left",
-        "heartbeat_interval",
-        "meter_interval",
+        "settings",
+        "outbox",
+        "responder",
         "registration",
         "transactions",
         "_registers",
-        "_settings",
         "_reported",
-        "outbox",
         "_online",
         "_counted_booted",
         "_ever_booted",
@@ -139,18 +103,17 @@ class StationModel:
         self.config = config
         self.dialect = dialect
         self.stats = stats
-        self.validator = validator_for(dialect.catalog)
         self.clock = clock  # seconds since the epoch (reactor.seconds)
         self.sessions_left = config.sessions
-        self.heartbeat_interval = config.heartbeat or 0
-        self.meter_interval = config.meter_interval
+        self.settings = Settings(dialect.settings, config)
         #: status of the last BootNotification reply since power-up, None before one
         self.registration: str | None = None
         self.transactions: dict[int, Transaction] = {}  # by connector id
         self._registers = [0] * (config.connectors + 1)  # Wh per connector, [0] unused
-        self._settings: dict[str, str] = {}  # settings changed by the central system
         self._reported: dict[int, str] = {}  # the last status sent per connector
-        self.outbox = Outbox(station_id, stats, self.validator, clock)
+        validator = validator_for(dialect.catalog)
+        self.outbox = Outbox(station_id, stats, validator, clock)
+        self.responder = Responder(station_id, dialect, validator, stats)
         self._online = False
         self._counted_booted = False
         self._ever_booted = False
@@ -315,31 +278,15 @@ class StationModel:
 
     def setting(self, name: str) -> str:
         """The value of one of the dialect's settings."""
-        state = self.dialect.settings[name].state
-        if state == HEARTBEAT:
-            return str(self.heartbeat_interval)
-        if state == METER:
-            return f"{self.meter_interval:g}"
-        if state == CONNECTORS:
-            return str(self.config.connectors)
-        return self._settings.get(name, self.dialect.settings[name].default)
+        return self.settings.value(name)
 
     def change_setting(self, name: str, value: str) -> str:
         """Change a setting; ACCEPTED, REJECTED (read-only, bad value) or UNKNOWN."""
-        known = self.dialect.settings.get(name)
-        if known is None:
-            return UNKNOWN
-        if known.readonly or (known.seconds and not _is_seconds(value)):
-            return REJECTED
-        if known.state == HEARTBEAT:
-            self.heartbeat_interval = int(value)
-            if self.registration == ACCEPTED:
-                self._schedule_heartbeat()
-        elif known.state == METER:
-            self.meter_interval = int(value)  # from the next sample on
-        else:
-            self._settings[name] = value
-        return ACCEPTED
+        status = self.settings.change(name, value)
+        heartbeat = status == ACCEPTED and self.dialect.settings[name].state == HEARTBEAT
+        if heartbeat and self.registration == ACCEPTED:
+            self._schedule_heartbeat()
+        return status
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -430,14 +377,14 @@ class StationModel:
             self._ever_booted = True
             self.stats.stations_booted += 1
         if self.config.heartbeat is None:
-            self.heartbeat_interval = interval
+            self.settings.heartbeat = interval
         self._schedule_heartbeat()
         self._status_all()
         self._next_session()
 
     def _schedule_heartbeat(self) -> None:
-        if self.heartbeat_interval > 0:
-            self._emit(StartTimer(HEARTBEAT_TIMER, self.heartbeat_interval))
+        if self.settings.heartbeat > 0:
+            self._emit(StartTimer(HEARTBEAT_TIMER, self.settings.heartbeat))
         else:
             self._emit(CancelTimer(HEARTBEAT_TIMER))
 
@@ -540,15 +487,15 @@ class StationModel:
             return
         connector = tx.connector_id
         self._status(connector, CHARGING)
-        if self.meter_interval > 0:
-            self._emit(StartTimer(f"{METER_TIMER}{connector}", self.meter_interval))
+        if self.settings.meter > 0:
+            self._emit(StartTimer(f"{METER_TIMER}{connector}", self.settings.meter))
         self._emit(StartTimer(f"{END_TIMER}{connector}", self.config.session_length))
 
     def _sample(self, tx: Transaction) -> None:
         message = self.dialect.sample(tx, self._reading(tx.connector_id), self._timestamp())
         self._enqueue(Call(*message))
-        if self.meter_interval > 0:
-            self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.meter_interval))
+        if self.settings.meter > 0:
+            self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.settings.meter))
 
     def _stop(self, tx: Transaction, reason: str) -> None:
         """End a session; one not started yet ends when its Authorize/start message returns."""
@@ -582,29 +529,4 @@ class StationModel:
     # --- remote commands -----------------------------------------------------------------------
 
     def _command(self, call: framing.Call) -> None:
-        self.stats.commands[call.action] += 1
-        if call.action not in self.dialect.commands:
-            description = f"{call.action} is not simulated"
-            self._answered(call.action, "CALLERROR NotImplemented")
-            self._emit(Send(framing.encode_error(call.unique_id, "NotImplemented", description)))
-            return
-        try:
-            self.validator.check_command(call.action, call.payload)
-        except Violation as e:
-            self._error("invalid command", f"{call.action}: {e.description}")
-            code = self.dialect.catalog.error_code(e.kind)
-            self._answered(call.action, f"CALLERROR {code}")
-            self._emit(Send(framing.encode_error(call.unique_id, code, e.description)))
-            return
-        reply = self.dialect.answer(self, call.action, call.payload)
-        status = reply.get("status")
-        self._answered(call.action, status if isinstance(status, str) else "CALLRESULT")
-        self._emit(Send(framing.encode_result(call.unique_id, reply)))
-
-    def _answered(self, action: str, outcome: str) -> None:
-        commands_log.info(
-            "station {station_id} answered {action}: {outcome}",
-            station_id=self.station_id,
-            action=action,
-            outcome=outcome,
-        )
+        self._emit(Send(self.responder.answer(self, call)))
