@@ -33,11 +33,9 @@ from ocppcable.simulator.dialects.base import (
     Transaction,
 )
 from ocppcable.simulator.effects import Effect, Finished, Reconnect
+from ocppcable.simulator.meter import Meter
 from ocppcable.simulator.settings import Settings
 from ocppcable.simulator.stats import Stats
-
-#: charging power of every connector, in W (meter readings grow at this rate)
-POWER = 11_000
 
 #: seconds before a station retries a BootNotification that failed or gave no usable interval
 BOOT_RETRY = 10.0
@@ -77,7 +75,7 @@ class StationModel:
         "responder",
         "registration",
         "transactions",
-        "_registers",
+        "meter",
         "_reported",
         "_online",
         "_counted_booted",
@@ -109,7 +107,7 @@ class StationModel:
         #: status of the last BootNotification reply since power-up, None before one
         self.registration: str | None = None
         self.transactions: dict[int, Transaction] = {}  # by connector id
-        self._registers = [0] * (config.connectors + 1)  # Wh per connector, [0] unused
+        self.meter = Meter(config.connectors, clock)
         self._reported: dict[int, str] = {}  # the last status sent per connector
         validator = validator_for(dialect.catalog)
         self.outbox = Outbox(station_id, stats, validator, clock)
@@ -163,7 +161,7 @@ class StationModel:
         if name == CALL_TIMER:
             self._timed_out()
         elif name == HEARTBEAT_TIMER:
-            self._enqueue(Call("Heartbeat", {}))
+            self.outbox.add(Call("Heartbeat", {}))
             self._schedule_heartbeat()
         elif name == BOOT_TIMER:
             self._boot()
@@ -226,18 +224,21 @@ class StationModel:
         if self.registration not in (ACCEPTED, PENDING):
             return REJECTED
         if requested == "Heartbeat":
-            self._enqueue(Call("Heartbeat", {}), urgent=True)
+            self.outbox.add(Call("Heartbeat", {}), urgent=True)
         elif requested == "StatusNotification":
             for c in connectors if connector is None else [connector]:
                 self._status(c, self._connector_status(c), urgent=True, again=True)
         elif requested == "MeterValues":
             for c in range(1, self.config.connectors + 1) if connector is None else [connector]:
                 message = self.dialect.triggered_sample(
-                    c, self.transactions.get(c), self._reading(c), self._timestamp()
+                    c,
+                    self.transactions.get(c),
+                    self.meter.reading(self.transactions, c),
+                    self._timestamp(),
                 )
-                self._enqueue(Call(*message), urgent=True)
+                self.outbox.add(Call(*message), urgent=True)
         else:
-            self._enqueue(Call(requested, notification or {}), urgent=True)
+            self.outbox.add(Call(requested, notification or {}), urgent=True)
         return ACCEPTED
 
     def remote_start(self, token: Any, connector: int | None, remote_id: int | None = None) -> bool:
@@ -313,9 +314,6 @@ class StationModel:
 
     # --- own CALLs ---------------------------------------------------------------------------
 
-    def _enqueue(self, call: Call, urgent: bool = False) -> None:
-        self.outbox.add(call, urgent)
-
     def _started(self) -> bool:
         return any(tx.transaction_id is not None for tx in self.transactions.values())
 
@@ -357,7 +355,7 @@ class StationModel:
         if reason is not None:
             self._boot_reason = reason
         payload = self.dialect.boot(self.station_id, self._boot_reason)
-        self._enqueue(Call("BootNotification", payload, self._booted), urgent=True)
+        self.outbox.add(Call("BootNotification", payload, self._booted), urgent=True)
 
     def _booted(self, reply: Reply) -> None:
         if reply is None:
@@ -419,7 +417,7 @@ class StationModel:
             return
         self._reported[connector] = status
         payload = self.dialect.status(connector, status, self._timestamp())
-        self._enqueue(Call("StatusNotification", payload), urgent)
+        self.outbox.add(Call("StatusNotification", payload), urgent)
 
     def _status_all(self) -> None:
         for connector in self.dialect.status_connectors(self.config.connectors):
@@ -428,16 +426,6 @@ class StationModel:
     def _free_connector(self) -> int | None:
         free = (c for c in range(1, self.config.connectors + 1) if c not in self.transactions)
         return next(free, None)
-
-    def _reading(self, connector: int) -> int:
-        """The energy register of a connector (0: the whole station) in Wh."""
-        if connector == 0:
-            return sum(self._reading(c) for c in range(1, self.config.connectors + 1))
-        tx = self.transactions.get(connector)
-        if tx is None or tx.started_at is None:
-            return self._registers[connector]
-        charged = POWER * (self.clock() - tx.started_at) / 3600
-        return self._registers[connector] + round(charged)
 
     def _next_session(self) -> None:
         """Start the station's next own session, if it has one left and a free connector."""
@@ -453,7 +441,7 @@ class StationModel:
         self.transactions[connector] = tx
         self._status(connector, PREPARING)
         authorize = self.dialect.authorize(tx.token)
-        self._enqueue(Call("Authorize", authorize, partial(self._authorized, tx)))
+        self.outbox.add(Call("Authorize", authorize, partial(self._authorized, tx)))
 
     def _authorized(self, tx: Transaction, reply: Reply) -> None:
         accepted = reply is not None and self.dialect.authorized(reply)
@@ -465,10 +453,9 @@ class StationModel:
             self._end_session(tx)
 
     def _start_transaction(self, tx: Transaction) -> None:
-        action, payload = self.dialect.start(
-            tx, self._registers[tx.connector_id], self._timestamp()
-        )
-        self._enqueue(Call(action, payload, partial(self._transaction_started, tx, payload)))
+        meter_start = self.meter.register(tx.connector_id)
+        action, payload = self.dialect.start(tx, meter_start, self._timestamp())
+        self.outbox.add(Call(action, payload, partial(self._transaction_started, tx, payload)))
 
     def _transaction_started(self, tx: Transaction, request: dict[str, Any], reply: Reply) -> None:
         outcome = self.dialect.started(request, reply)
@@ -492,8 +479,10 @@ class StationModel:
         self._emit(StartTimer(f"{END_TIMER}{connector}", self.config.session_length))
 
     def _sample(self, tx: Transaction) -> None:
-        message = self.dialect.sample(tx, self._reading(tx.connector_id), self._timestamp())
-        self._enqueue(Call(*message))
+        message = self.dialect.sample(
+            tx, self.meter.reading(self.transactions, tx.connector_id), self._timestamp()
+        )
+        self.outbox.add(Call(*message))
         if self.settings.meter > 0:
             self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.settings.meter))
 
@@ -508,10 +497,10 @@ class StationModel:
         connector = tx.connector_id
         self._emit(CancelTimer(f"{METER_TIMER}{connector}"))
         self._emit(CancelTimer(f"{END_TIMER}{connector}"))
-        self._registers[connector] = self._reading(connector)
-        action, payload = self.dialect.stop(tx, self._registers[connector], self._timestamp())
+        meter_stop = self.meter.settle(self.transactions, connector)
+        action, payload = self.dialect.stop(tx, meter_stop, self._timestamp())
         call = Call(action, payload, partial(self._transaction_stopped, tx))
-        self._enqueue(call, urgent=self._reset_requested)
+        self.outbox.add(call, urgent=self._reset_requested)
 
     def _transaction_stopped(self, tx: Transaction, reply: Reply) -> None:
         if reply is not None:
