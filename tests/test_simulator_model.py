@@ -14,17 +14,15 @@ from twisted.logger import capturedLogs, formatEvent
 
 from ocppcable import __version__
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
+from ocppcable.simulator.commands import commands_log
 from ocppcable.simulator.config import Config
 from ocppcable.simulator.dialects import DIALECTS
+from ocppcable.simulator.effects import Effect, Finished, Reconnect
 from ocppcable.simulator.model import (
     BOOT_RETRY,
     REBOOT_DELAY,
     RECONNECT_DELAY,
-    Effect,
-    Finished,
-    Reconnect,
     StationModel,
-    commands_log,
 )
 from ocppcable.simulator.stats import Stats
 

@@ -13,6 +13,10 @@ The modules, from the bottom up:
 - :mod:`~ocppcable.simulator.stats`: :class:`Stats`, the numbers of a run, and its
   :class:`Summary`;
 - :mod:`~ocppcable.simulator.dialects`: what a station says in each OCPP version;
+- :mod:`~ocppcable.simulator.effects`: what the station model asks its driver to do;
+- :mod:`~ocppcable.simulator.calls`, :mod:`~ocppcable.simulator.commands`,
+  :mod:`~ocppcable.simulator.settings`, :mod:`~ocppcable.simulator.meter`: a station's own
+  CALLs, its answers to remote commands, its settings and its energy meter;
 - :mod:`~ocppcable.simulator.model`: :class:`StationModel`, one station's behaviour without
   I/O (events in, effects out), speaking the :class:`Dialect` it is given;
 - :mod:`~ocppcable.simulator.fleet`: :class:`Simulator` and the driver that carry the

@@ -19,10 +19,10 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
+from ocppcable.simulator.commands import commands_log
 from ocppcable.simulator.config import Config
 from ocppcable.simulator.dialects import DIALECTS
 from ocppcable.simulator.fleet import PROGRESS_INTERVAL, Simulator
-from ocppcable.simulator.model import commands_log
 from ocppcable.simulator.stats import Summary
 
 log = Logger()

@@ -36,7 +36,8 @@ from ocppcable import __version__
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.simulator.config import Config
 from ocppcable.simulator.dialects import DIALECTS
-from ocppcable.simulator.model import Effect, Finished, Reconnect, StationModel
+from ocppcable.simulator.effects import Effect, Finished, Reconnect
+from ocppcable.simulator.model import StationModel
 from ocppcable.simulator.stats import Stats, Summary
 
 log = Logger()

@@ -8,43 +8,34 @@ messages and that version's commands into the model's operations.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from twisted.logger import Logger
-
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.ocpp import framing
-from ocppcable.ocpp.validation import Violation, validator_for
+from ocppcable.ocpp.validation import validator_for
+from ocppcable.simulator.calls import Call, Outbox
+from ocppcable.simulator.commands import Responder
 from ocppcable.simulator.config import Config
 from ocppcable.simulator.dialects import Dialect
 from ocppcable.simulator.dialects.base import (
     ACCEPTED,
     AVAILABLE,
     CHARGING,
-    CONNECTORS,
     HEARTBEAT,
-    METER,
     PENDING,
     PREPARING,
     REJECTED,
     SCHEDULED,
-    UNKNOWN,
     Reply,
     Transaction,
 )
+from ocppcable.simulator.effects import Effect, Finished, Reconnect
+from ocppcable.simulator.meter import Meter
+from ocppcable.simulator.settings import Settings
 from ocppcable.simulator.stats import Stats
-
-log = Logger()
-#: one line per remote command answered (shown unless --quiet)
-commands_log = Logger(namespace="ocppcable.simulator.commands")
-
-#: charging power of every connector, in W (meter readings grow at this rate)
-POWER = 11_000
 
 #: seconds before a station retries a BootNotification that failed or gave no usable interval
 BOOT_RETRY = 10.0
@@ -60,79 +51,32 @@ METER_TIMER = "meter:"  # + connector id
 END_TIMER = "end:"  # + connector id
 
 
-# --- effects of the station model ---------------------------------------------------------------
-
-
-# Send, StartTimer (start or restart; the model gets ``timer_fired(name)``), CancelTimer and
-# Close are shared with the gateway's session (:mod:`ocppcable.effects`).
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnect:
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The station ran all its own charging sessions and has nothing left to send."""
-
-
-Effect = Send | StartTimer | CancelTimer | Close | Reconnect | Finished
-
-
-# --- the station model ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Call:
-    """A CALL of the station, queued or waiting for its reply."""
-
-    action: str
-    payload: dict[str, Any]
-    on_reply: Callable[[Reply], None] | None = None
-    unique_id: str = ""
-    sent_at: float = 0.0
-
-
-def _is_seconds(value: str) -> bool:
-    """Whether a setting's value is a whole number of seconds >= 0."""
-    return value.isascii() and value.isdigit()
-
-
 class StationModel:
     """One station's OCPP behaviour, without I/O; its :class:`Dialect` speaks the version.
 
-    Every event method returns the effects to carry out, in order. The station keeps at most one
-    CALL of its own outstanding: its CALLs wait in two queues, an urgent one (BootNotification,
-    messages requested by TriggerMessage, transaction stops during a Reset) that is sent
-    whatever the registration status, and one for everything else, sent only once the central
-    system accepted the BootNotification. The queues survive reconnects (a station keeps
-    charging offline); a Reset clears them.
+    Every event method returns the effects to carry out, in order. The station's own CALLs go
+    through its :class:`~ocppcable.simulator.calls.Outbox`, one at a time.
 
     The public methods after the events (:meth:`trigger`, :meth:`remote_start`,
     :meth:`remote_stop`, :meth:`reset`, :meth:`setting`, :meth:`change_setting`) are what the
-    dialect's remote commands do, in terms every version shares.
+    dialect's remote commands do, in terms every version shares: the model is the dialect's
+    :class:`~ocppcable.simulator.dialects.base.Station`.
     """
 
     __slots__ = (
         "station_id",
         "config",
         "stats",
-        "validator",
         "clock",
         "dialect",
         "sessions_left",
-        "heartbeat_interval",
-        "meter_interval",
+        "settings",
+        "outbox",
+        "responder",
         "registration",
         "transactions",
-        "_registers",
-        "_settings",
+        "meter",
         "_reported",
-        "_urgent",
-        "_queue",
-        "_outstanding",
-        "_ids",
         "_online",
         "_counted_booted",
         "_ever_booted",
@@ -157,21 +101,17 @@ class StationModel:
         self.config = config
         self.dialect = dialect
         self.stats = stats
-        self.validator = validator_for(dialect.catalog)
         self.clock = clock  # seconds since the epoch (reactor.seconds)
         self.sessions_left = config.sessions
-        self.heartbeat_interval = config.heartbeat or 0
-        self.meter_interval = config.meter_interval
+        self.settings = Settings(dialect.settings, config)
         #: status of the last BootNotification reply since power-up, None before one
         self.registration: str | None = None
         self.transactions: dict[int, Transaction] = {}  # by connector id
-        self._registers = [0] * (config.connectors + 1)  # Wh per connector, [0] unused
-        self._settings: dict[str, str] = {}  # settings changed by the central system
+        self.meter = Meter(config.connectors, clock)
         self._reported: dict[int, str] = {}  # the last status sent per connector
-        self._urgent: deque[_Call] = deque()
-        self._queue: deque[_Call] = deque()
-        self._outstanding: _Call | None = None
-        self._ids = 0
+        validator = validator_for(dialect.catalog)
+        self.outbox = Outbox(station_id, stats, validator, clock)
+        self.responder = Responder(station_id, dialect, validator, stats)
         self._online = False
         self._counted_booted = False
         self._ever_booted = False
@@ -221,7 +161,7 @@ class StationModel:
         if name == CALL_TIMER:
             self._timed_out()
         elif name == HEARTBEAT_TIMER:
-            self._enqueue(_Call("Heartbeat", {}))
+            self.outbox.add(Call("Heartbeat", {}))
             self._schedule_heartbeat()
         elif name == BOOT_TIMER:
             self._boot()
@@ -238,11 +178,10 @@ class StationModel:
         self._update_booted()
         self._emit(CancelTimer(HEARTBEAT_TIMER))
         self._emit(CancelTimer(BOOT_TIMER))
-        call, self._outstanding = self._outstanding, None
+        call = self.outbox.lost()
         if call is not None:
             self._emit(CancelTimer(CALL_TIMER))
-            if call.on_reply is not None:
-                call.on_reply(None)
+            call.answered(None)
         rebooting, self._rebooting = self._rebooting, False
         if self._stopped:
             return self._effects()
@@ -285,18 +224,21 @@ class StationModel:
         if self.registration not in (ACCEPTED, PENDING):
             return REJECTED
         if requested == "Heartbeat":
-            self._enqueue(_Call("Heartbeat", {}), urgent=True)
+            self.outbox.add(Call("Heartbeat", {}), urgent=True)
         elif requested == "StatusNotification":
             for c in connectors if connector is None else [connector]:
                 self._status(c, self._connector_status(c), urgent=True, again=True)
         elif requested == "MeterValues":
             for c in range(1, self.config.connectors + 1) if connector is None else [connector]:
                 message = self.dialect.triggered_sample(
-                    c, self.transactions.get(c), self._reading(c), self._timestamp()
+                    c,
+                    self.transactions.get(c),
+                    self.meter.reading(self.transactions, c),
+                    self._timestamp(),
                 )
-                self._enqueue(_Call(*message), urgent=True)
+                self.outbox.add(Call(*message), urgent=True)
         else:
-            self._enqueue(_Call(requested, notification or {}), urgent=True)
+            self.outbox.add(Call(requested, notification or {}), urgent=True)
         return ACCEPTED
 
     def remote_start(self, token: Any, connector: int | None, remote_id: int | None = None) -> bool:
@@ -337,31 +279,15 @@ class StationModel:
 
     def setting(self, name: str) -> str:
         """The value of one of the dialect's settings."""
-        state = self.dialect.settings[name].state
-        if state == HEARTBEAT:
-            return str(self.heartbeat_interval)
-        if state == METER:
-            return f"{self.meter_interval:g}"
-        if state == CONNECTORS:
-            return str(self.config.connectors)
-        return self._settings.get(name, self.dialect.settings[name].default)
+        return self.settings.value(name)
 
     def change_setting(self, name: str, value: str) -> str:
         """Change a setting; ACCEPTED, REJECTED (read-only, bad value) or UNKNOWN."""
-        known = self.dialect.settings.get(name)
-        if known is None:
-            return UNKNOWN
-        if known.readonly or (known.seconds and not _is_seconds(value)):
-            return REJECTED
-        if known.state == HEARTBEAT:
-            self.heartbeat_interval = int(value)
-            if self.registration == ACCEPTED:
-                self._schedule_heartbeat()
-        elif known.state == METER:
-            self.meter_interval = int(value)  # from the next sample on
-        else:
-            self._settings[name] = value
-        return ACCEPTED
+        status = self.settings.change(name, value)
+        heartbeat = status == ACCEPTED and self.dialect.settings[name].state == HEARTBEAT
+        if heartbeat and self.registration == ACCEPTED:
+            self._schedule_heartbeat()
+        return status
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -375,13 +301,7 @@ class StationModel:
         return out
 
     def _error(self, kind: str, detail: str) -> None:
-        if self.stats.count(self.stats.errors, kind):
-            log.warn(
-                "station {station_id}: {kind}: {detail} (the first; others are only counted)",
-                station_id=self.station_id,
-                kind=kind,
-                detail=detail,
-            )
+        self.stats.error(self.station_id, kind, detail)
 
     def _timestamp(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -394,81 +314,40 @@ class StationModel:
 
     # --- own CALLs ---------------------------------------------------------------------------
 
-    def _enqueue(self, call: _Call, urgent: bool = False) -> None:
-        (self._urgent if urgent else self._queue).append(call)
-
     def _started(self) -> bool:
         return any(tx.transaction_id is not None for tx in self.transactions.values())
 
     def _pump(self) -> None:
-        if self._outstanding is not None or not self._online or self._stopped or self._rebooting:
+        if self.outbox.outstanding is not None or not self._online:
             return
-        if self._reset_requested and not self._urgent and not self._started():
+        if self._stopped or self._rebooting:
+            return
+        if self._reset_requested and not self.outbox.urgent and not self._started():
             self._reboot()
             return
-        if self._urgent:
-            call = self._urgent.popleft()
-        elif self._queue and self.registration == ACCEPTED and not self._reset_requested:
-            call = self._queue.popleft()
-        else:
+        frame = self.outbox.send_next(self.registration == ACCEPTED and not self._reset_requested)
+        if frame is None:
             self._check_finished()
             return
-        self._ids += 1
-        call.unique_id = str(self._ids)
-        call.sent_at = self.clock()
-        self._outstanding = call
-        self.stats.calls[call.action] += 1
-        self._emit(Send(framing.encode_call(call.unique_id, call.action, call.payload)))
+        self._emit(Send(frame))
         self._emit(StartTimer(CALL_TIMER, self.config.call_timeout))
 
     def _check_finished(self) -> None:
         """Report once that the station ran all its own sessions and has nothing left to send."""
-        idle = not (self._urgent or self._queue or self.sessions_left or self._finished)
+        idle = not (self.outbox or self.sessions_left or self._finished)
         if idle and self.config.sessions and not any(tx.local for tx in self.transactions.values()):
             self._finished = True
             self._emit(Finished())
 
     def _reply(self, message: framing.CallResult | framing.CallError) -> None:
-        call = self._outstanding
-        if call is None or call.unique_id != message.unique_id:
-            self._error("unexpected reply", f"a reply to uniqueId {message.unique_id!r}")
-            return
-        self._outstanding = None
-        self._emit(CancelTimer(CALL_TIMER))
-        self.stats.latencies.append(self.clock() - call.sent_at)
-        payload = None
-        if isinstance(message, framing.CallError):
-            if self.stats.count(self.stats.call_errors, message.code):
-                log.warn(
-                    "station {station_id}: {action} answered with CALLERROR {code}: "
-                    "{description} (the first; others are only counted)",
-                    station_id=self.station_id,
-                    action=call.action,
-                    code=message.code,
-                    description=message.description,
-                )
-        else:
-            try:
-                self.validator.check_response(call.action, message.payload)
-            except Violation as e:
-                self._error("invalid reply", f"{call.action}: {e.description}")
-            else:
-                payload = message.payload
-        if call.on_reply is not None:
-            call.on_reply(payload)
+        answered = self.outbox.reply(message)
+        if answered is not None:
+            self._emit(CancelTimer(CALL_TIMER))
+            call, payload = answered
+            call.answered(payload)
 
     def _timed_out(self) -> None:
-        call, self._outstanding = self._outstanding, None
-        if self.stats.count(self.stats.timeouts, call.action):
-            log.warn(
-                "station {station_id}: no reply to {action} within {seconds} s "
-                "(the first; others are only counted)",
-                station_id=self.station_id,
-                action=call.action,
-                seconds=self.config.call_timeout,
-            )
-        if call.on_reply is not None:
-            call.on_reply(None)
+        self.outbox.timed_out(self.config.call_timeout).answered(None)
 
     # --- registration ------------------------------------------------------------------------
 
@@ -476,7 +355,7 @@ class StationModel:
         if reason is not None:
             self._boot_reason = reason
         payload = self.dialect.boot(self.station_id, self._boot_reason)
-        self._enqueue(_Call("BootNotification", payload, self._booted), urgent=True)
+        self.outbox.add(Call("BootNotification", payload, self._booted), urgent=True)
 
     def _booted(self, reply: Reply) -> None:
         if reply is None:
@@ -488,7 +367,7 @@ class StationModel:
         interval = reply["interval"]
         if self.registration != ACCEPTED:
             if self.registration == REJECTED:
-                self._urgent.clear()  # while Rejected a station sends nothing else
+                self.outbox.urgent.clear()  # while Rejected a station sends nothing else
             self._emit(StartTimer(BOOT_TIMER, interval if interval > 0 else BOOT_RETRY))
             return
         self._emit(CancelTimer(BOOT_TIMER))
@@ -496,14 +375,14 @@ class StationModel:
             self._ever_booted = True
             self.stats.stations_booted += 1
         if self.config.heartbeat is None:
-            self.heartbeat_interval = interval
+            self.settings.heartbeat = interval
         self._schedule_heartbeat()
         self._status_all()
         self._next_session()
 
     def _schedule_heartbeat(self) -> None:
-        if self.heartbeat_interval > 0:
-            self._emit(StartTimer(HEARTBEAT_TIMER, self.heartbeat_interval))
+        if self.settings.heartbeat > 0:
+            self._emit(StartTimer(HEARTBEAT_TIMER, self.settings.heartbeat))
         else:
             self._emit(CancelTimer(HEARTBEAT_TIMER))
 
@@ -513,7 +392,7 @@ class StationModel:
         self._rebooting = True
         self.sessions_left += sum(tx.local for tx in self.transactions.values())
         self.transactions.clear()
-        self._queue.clear()
+        self.outbox.queue.clear()
         self.registration = None
         self._boot_reason = "RemoteReset"
         self._update_booted()
@@ -538,7 +417,7 @@ class StationModel:
             return
         self._reported[connector] = status
         payload = self.dialect.status(connector, status, self._timestamp())
-        self._enqueue(_Call("StatusNotification", payload), urgent)
+        self.outbox.add(Call("StatusNotification", payload), urgent)
 
     def _status_all(self) -> None:
         for connector in self.dialect.status_connectors(self.config.connectors):
@@ -547,16 +426,6 @@ class StationModel:
     def _free_connector(self) -> int | None:
         free = (c for c in range(1, self.config.connectors + 1) if c not in self.transactions)
         return next(free, None)
-
-    def _reading(self, connector: int) -> int:
-        """The energy register of a connector (0: the whole station) in Wh."""
-        if connector == 0:
-            return sum(self._reading(c) for c in range(1, self.config.connectors + 1))
-        tx = self.transactions.get(connector)
-        if tx is None or tx.started_at is None:
-            return self._registers[connector]
-        charged = POWER * (self.clock() - tx.started_at) / 3600
-        return self._registers[connector] + round(charged)
 
     def _next_session(self) -> None:
         """Start the station's next own session, if it has one left and a free connector."""
@@ -572,7 +441,7 @@ class StationModel:
         self.transactions[connector] = tx
         self._status(connector, PREPARING)
         authorize = self.dialect.authorize(tx.token)
-        self._enqueue(_Call("Authorize", authorize, partial(self._authorized, tx)))
+        self.outbox.add(Call("Authorize", authorize, partial(self._authorized, tx)))
 
     def _authorized(self, tx: Transaction, reply: Reply) -> None:
         accepted = reply is not None and self.dialect.authorized(reply)
@@ -584,10 +453,9 @@ class StationModel:
             self._end_session(tx)
 
     def _start_transaction(self, tx: Transaction) -> None:
-        action, payload = self.dialect.start(
-            tx, self._registers[tx.connector_id], self._timestamp()
-        )
-        self._enqueue(_Call(action, payload, partial(self._transaction_started, tx, payload)))
+        meter_start = self.meter.register(tx.connector_id)
+        action, payload = self.dialect.start(tx, meter_start, self._timestamp())
+        self.outbox.add(Call(action, payload, partial(self._transaction_started, tx, payload)))
 
     def _transaction_started(self, tx: Transaction, request: dict[str, Any], reply: Reply) -> None:
         outcome = self.dialect.started(request, reply)
@@ -606,15 +474,17 @@ class StationModel:
             return
         connector = tx.connector_id
         self._status(connector, CHARGING)
-        if self.meter_interval > 0:
-            self._emit(StartTimer(f"{METER_TIMER}{connector}", self.meter_interval))
+        if self.settings.meter > 0:
+            self._emit(StartTimer(f"{METER_TIMER}{connector}", self.settings.meter))
         self._emit(StartTimer(f"{END_TIMER}{connector}", self.config.session_length))
 
     def _sample(self, tx: Transaction) -> None:
-        message = self.dialect.sample(tx, self._reading(tx.connector_id), self._timestamp())
-        self._enqueue(_Call(*message))
-        if self.meter_interval > 0:
-            self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.meter_interval))
+        message = self.dialect.sample(
+            tx, self.meter.reading(self.transactions, tx.connector_id), self._timestamp()
+        )
+        self.outbox.add(Call(*message))
+        if self.settings.meter > 0:
+            self._emit(StartTimer(f"{METER_TIMER}{tx.connector_id}", self.settings.meter))
 
     def _stop(self, tx: Transaction, reason: str) -> None:
         """End a session; one not started yet ends when its Authorize/start message returns."""
@@ -627,10 +497,10 @@ class StationModel:
         connector = tx.connector_id
         self._emit(CancelTimer(f"{METER_TIMER}{connector}"))
         self._emit(CancelTimer(f"{END_TIMER}{connector}"))
-        self._registers[connector] = self._reading(connector)
-        action, payload = self.dialect.stop(tx, self._registers[connector], self._timestamp())
-        call = _Call(action, payload, partial(self._transaction_stopped, tx))
-        self._enqueue(call, urgent=self._reset_requested)
+        meter_stop = self.meter.settle(self.transactions, connector)
+        action, payload = self.dialect.stop(tx, meter_stop, self._timestamp())
+        call = Call(action, payload, partial(self._transaction_stopped, tx))
+        self.outbox.add(call, urgent=self._reset_requested)
 
     def _transaction_stopped(self, tx: Transaction, reply: Reply) -> None:
         if reply is not None:
@@ -648,29 +518,4 @@ class StationModel:
     # --- remote commands -----------------------------------------------------------------------
 
     def _command(self, call: framing.Call) -> None:
-        self.stats.commands[call.action] += 1
-        if call.action not in self.dialect.commands:
-            description = f"{call.action} is not simulated"
-            self._answered(call.action, "CALLERROR NotImplemented")
-            self._emit(Send(framing.encode_error(call.unique_id, "NotImplemented", description)))
-            return
-        try:
-            self.validator.check_command(call.action, call.payload)
-        except Violation as e:
-            self._error("invalid command", f"{call.action}: {e.description}")
-            code = self.dialect.catalog.error_code(e.kind)
-            self._answered(call.action, f"CALLERROR {code}")
-            self._emit(Send(framing.encode_error(call.unique_id, code, e.description)))
-            return
-        reply = self.dialect.answer(self, call.action, call.payload)
-        status = reply.get("status")
-        self._answered(call.action, status if isinstance(status, str) else "CALLRESULT")
-        self._emit(Send(framing.encode_result(call.unique_id, reply)))
-
-    def _answered(self, action: str, outcome: str) -> None:
-        commands_log.info(
-            "station {station_id} answered {action}: {outcome}",
-            station_id=self.station_id,
-            action=action,
-            outcome=outcome,
-        )
+        self._emit(Send(self.responder.answer(self, call)))

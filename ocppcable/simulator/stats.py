@@ -7,6 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from twisted.logger import Logger
+
+log = Logger()
+
 
 def percentile(ordered: Sequence[float], percent: int) -> float:
     """The nearest-rank percentile of the ascending, non-empty ``ordered``: the smallest value
@@ -122,6 +126,16 @@ class Stats:
         """Count one ``key``; True the first time (callers log only the first of a kind)."""
         counter[key] += 1
         return counter[key] == 1
+
+    def error(self, station_id: str, kind: str, detail: str) -> None:
+        """Count an error of ``kind``; log the first one of each kind."""
+        if self.count(self.errors, kind):
+            log.warn(
+                "station {station_id}: {kind}: {detail} (the first; others are only counted)",
+                station_id=station_id,
+                kind=kind,
+                detail=detail,
+            )
 
     @property
     def problems(self) -> int:
