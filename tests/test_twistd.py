@@ -129,3 +129,53 @@ def test_a_port_in_use_fails_the_start():
     assert out.returncode != 0
     assert "Couldn't listen" in out.stdout + out.stderr
     assert "ocppcable serving OCPP" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("logfile", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_default_logging_leaves_out_debug_lines(logfile, tmp_path, reactor):
+    """Issue 12 item 14: at the default level (text, info) no debug line, and so no payload,
+    is written, whether to stdout or to twistd's --logfile."""
+    port = free_port()
+    path = tmp_path / "ocppcable.log"
+    args = [f"--logfile={path}"] if logfile else []
+    process = subprocess.Popen(
+        [*TWISTD, "-n", "--pidfile=", *args, "ocppcable", f"--port={port}", "--host=127.0.0.1"]
+        + ["--rpc-host=demo", "--http-broadcast-port=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    def written() -> str:
+        return path.read_text() if path.exists() else ""
+
+    async def wait_logged(text: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while text not in written():
+            assert time.monotonic() < deadline, f"{text!r} not logged"
+            await deferLater(reactor, 0.05, lambda: None)
+
+    try:
+        if logfile:
+            await wait_logged("ocppcable serving OCPP")
+        else:
+            await _wait_listening(process, reactor)
+        ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-QUIET"))
+        boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+        await aio(ws.send(json.dumps(boot)))
+        await aio(ws.recv())
+        await aio(ws.send(json.dumps([2, "2", "Authorize", {"idTag": "TAG-SECRET-14"}])))
+        await aio(ws.recv())
+        await aio(ws.close())
+        process.send_signal(signal.SIGTERM)
+        assert await deferLater(reactor, 0, process.wait, TIMEOUT) == 0
+        output = written() if logfile else process.stdout.read()
+        assert "demo backend: authorize" in output  # info lines are there
+        assert "TAG-SECRET-14" not in output and "payload" not in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
