@@ -264,12 +264,18 @@ class StationProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is not None:
+            by = "station"
+            if self.closedByMe and self.localCloseCode is not None:
+                # Autobahn reports the code the station echoed: log the one we sent
+                by, code = "gateway", self.localCloseCode
+                reason = (self.localCloseReason or b"").decode("utf-8", "replace") or None
             self._log.info(
-                "station {station_id} disconnected (code {code}, {reason})",
+                "station {station_id} disconnected (code {code}, {reason}; closed by the {by})",
                 station_id=self.station_id,
                 sid=self.sid,
                 code=code,
                 reason=reason,
+                by=by,
             )
             self.factory.hub.unregister(self)
             for timer in self._timers.values():
