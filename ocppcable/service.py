@@ -27,6 +27,7 @@ from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
+from ocppcable.redis_connection import RedisLink
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
@@ -281,9 +282,10 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     adapters = config["broadcast-adapter"]
     # the legacy redis adapter's channel, when on: every node subscribes to it
     legacy = config["redis-channel"] if "redis" in adapters else None
-    publisher = None
+    publisher = redis = None
     if {"redis", "redisx"} & set(adapters):
-        publisher = RedisPublisher(reactor, config["redis-url"])
+        redis = RedisLink(reactor, config["redis-url"])
+        publisher = RedisPublisher(reactor, redis)
         publisher.setServiceParent(gateway)
     on_main_site: dict[str, Resource] = {}
     for adapter in adapters:
@@ -302,22 +304,20 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         elif adapter == "redisx":
             broadcaster = RedisXBroadcaster(
                 reactor,
-                config["redis-url"],
+                redis,
                 config["redisx-stream"],
                 hub,
                 hub.dispatch,
                 internal_channel(legacy),
             )
         else:
-            broadcaster = RedisBroadcaster(
-                reactor, config["redis-url"], config["redis-channel"], hub.dispatch
-            )
+            broadcaster = RedisBroadcaster(redis, config["redis-channel"], hub.dispatch)
         if adapter != "http":
             metrics.watch_redis(adapter, broadcaster)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
     if publisher is not None:
-        ClusterTakeover(reactor, config["redis-url"], hub, publisher).setServiceParent(gateway)
+        ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
     if config["metrics-path"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     site = build_site(config["ocpp-path"], stations, on_main_site)
