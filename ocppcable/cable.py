@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
+from ocppcable.ocpp import framing
 from ocppcable.ocpp.naming import snake_case
 from ocppcable.protos import rpc_pb2 as pb
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode
+#: standard JSON only, out and in: no NaN or infinities, no lone surrogates, bounded nesting
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_decode = framing.loads
 
 #: Action Cable protocol messages that are never forwarded to a station.
 _CONTROL_TYPES = frozenset(

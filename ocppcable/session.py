@@ -26,6 +26,7 @@ from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
 from ocppcable.cable import Status
+from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import NO_REPLY, Catalog
@@ -58,17 +59,6 @@ MAX_REFUSED_FRAMES = 100
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class RPC:
     """Make the RPC ``request.method`` and report back with ``token``."""
 
@@ -78,17 +68,6 @@ class RPC:
     @property
     def method(self) -> cable.Method:
         return self.request.method
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    name: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
