@@ -106,7 +106,7 @@ def on_ports(command: str, ports: dict[int, int]) -> str:
 
 
 def test_the_remote_command_goes_to_a_station_the_simulator_starts():
-    from ocppcable.simulator import parse_args
+    from ocppcable.simulator.cli import parse_args
 
     commands = quick_start()
     simulated = parse_args(shlex.split(commands["stations"])[1:])
