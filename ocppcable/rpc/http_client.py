@@ -8,15 +8,19 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.error import ConnectError, ConnectingCancelledError, ConnectionClosed
+from twisted.internet.error import (
+    ConnectError,
+    ConnectingCancelledError,
+    ConnectionClosed,
+    DNSLookupError,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import RequestTransmissionFailed, ResponseFailed
+from twisted.web._newclient import RequestNotSent, RequestTransmissionFailed, ResponseFailed
 from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
@@ -25,29 +29,37 @@ from ocppcable.metrics import IMetrics
 from ocppcable.protos.rpc_pb2 import CommandResponse, ConnectionResponse, DisconnectResponse
 from ocppcable.rpc.breaker import CircuitBreaker, State
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
-from ocppcable.rpc.policy import CallPolicy
+from ocppcable.rpc.policy import CallPolicy, NotSent
 
 log = Logger()
 
-#: base backoff for transport errors (AnyCable retries them as gRPC UNAVAILABLE: 100 ms × 2^n)
+#: base backoff when no connection could be made (AnyCable retries it as gRPC UNAVAILABLE:
+#: 100 ms × 2^n)
 _BACKOFF = 0.1
 
-#: failures of the connection itself: the backend may not have seen the request, so retry
-_TRANSPORT_ERRORS = (ConnectError, ConnectionClosed, ResponseFailed, RequestTransmissionFailed)
+#: the request was surely not written: no connection could be made (refused, timed out, no
+#: route, unresolvable), or the pooled connection was found closed before writing. It is tried
+#: again. A connection that failed later (closed or reset during the call, a failed TLS
+#: handshake, a request written in part) is not: the backend may have the request, and a TLS
+#: handshake fails again the same way.
+_NOT_WRITTEN = (ConnectError, DNSLookupError, RequestNotSent)
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+#: failures of the connection, for the reason logged
+_TRANSPORT_ERRORS = (
+    *_NOT_WRITTEN,
+    ConnectionClosed,
+    ResponseFailed,
+    RequestTransmissionFailed,
+)
+
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
-def _classify(error: BaseException) -> float | None:
-    if isinstance(error, _TRANSPORT_ERRORS) and not _tls_failed(error):
-        return _BACKOFF
-    return None
-
-
-def _tls_failed(error: BaseException) -> bool:
-    """The TLS handshake failed (an untrusted or mismatched certificate, no common protocol):
-    trying again cannot help."""
-    return any(reason.check(SSL.Error) for reason in getattr(error, "reasons", ()))
+def _not_sent(failure: Failure) -> Failure:
+    """A failed attempt as :class:`NotSent` when the request was surely not written."""
+    if failure.check(*_NOT_WRITTEN):
+        raise NotSent(failure.value, _BACKOFF)
+    return failure
 
 
 def _describe(error: BaseException) -> str:
@@ -182,11 +194,11 @@ class HTTPRPCClient(Service):
             if generation is None:
                 raise RPCUnavailable("backend unavailable (circuit open)")
             d = ensureDeferred(self._post(method, sid, body, response()))
-            d.addErrback(_cancelled)
+            d.addErrback(_cancelled).addErrback(_not_sent)
             d.addTimeout(max(remaining, 0.001), self.reactor)  # headers AND body
             return d.addBoth(self._record, generation)
 
-        return self.policy.run(method.lower(), attempt, _classify, _describe)
+        return self.policy.run(method.lower(), sid, attempt, _describe)
 
     def _record(self, result: Any, generation: int) -> Any:
         """Tell the breaker whether the backend answered; any HTTP response counts as up."""
