@@ -63,8 +63,17 @@ CLIENT_CERT_HEADER = "x-client-cert-cn"
 #: seconds a closing station has to answer our close frame
 CLOSE_TIMEOUT = 2
 
-#: bytes we may queue for a station whose socket does not drain before closing it
+#: bytes we may queue for a station whose socket does not drain before dropping it: every byte
+#: written counts (our frames, pongs, closes), beyond the transport's own 64 KiB buffer
 MAX_PENDING_BYTES = 1024 * 1024
+#: the same for a connection that has not started a session (no successful Connect yet)
+MAX_PENDING_BYTES_BEFORE_SESSION = 64 * 1024
+
+#: pings a station may send per second on average, and in a burst, that we answer
+PING_RATE = 1.0
+PING_BURST = 10.0
+#: pings over the rate in a row after which the connection is closed (1008)
+MAX_UNANSWERED_PINGS = 100
 
 
 class PrettyWhenLogged:
@@ -127,6 +136,9 @@ class StationProtocol(WebSocketServerProtocol):
     session: Session | None = None
     write_paused = False
     pending_bytes = 0
+    _ping_tokens = PING_BURST
+    _last_ping = 0.0
+    _unanswered_pings = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,6 +169,50 @@ class StationProtocol(WebSocketServerProtocol):
             self._event(self.session.remote_disconnect)
 
     # --- autobahn internals ----------------------------------------------------------------------
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Every byte Autobahn writes (handshake, our frames, pongs, closes) passes here and
+        counts against the connection's write budget while its socket does not drain."""
+        if self.state == self.STATE_CLOSED:
+            return
+        if self.write_paused:
+            self.pending_bytes += len(data)
+            if self.pending_bytes > self._write_budget():
+                self._log.warn(
+                    "station {station_id} does not read its socket: dropping the connection",
+                    station_id=self.station_id,
+                    sid=self.sid,
+                    pending=self.pending_bytes,
+                )
+                self.dropConnection(abort=True)
+                return
+        super().sendData(data, sync, chopsize)
+
+    def _write_budget(self) -> int:
+        if self.session is not None and self.session.connected:
+            return MAX_PENDING_BYTES
+        return MAX_PENDING_BYTES_BEFORE_SESSION
+
+    def onPing(self, payload: bytes) -> None:
+        """Pongs only within :data:`PING_RATE`: a station that floods pings and never reads
+        made us queue pongs without bound (they count against the write budget as well)."""
+        now = self.factory.reactor.seconds()
+        tokens = min(PING_BURST, self._ping_tokens + (now - self._last_ping) * PING_RATE)
+        self._last_ping = now
+        if tokens >= 1.0:
+            self._ping_tokens = tokens - 1.0
+            self._unanswered_pings = 0
+            super().onPing(payload)
+            return
+        self._ping_tokens = tokens
+        self._unanswered_pings += 1
+        if self._unanswered_pings == MAX_UNANSWERED_PINGS:
+            self._log.info(
+                "station {station_id} floods pings: closing",
+                station_id=self.station_id,
+                sid=self.sid,
+            )
+            self._close(1008, "too many pings")
 
     def dataReceived(self, data: bytes) -> None:
         # Autobahn's own only adds a debug line whose arguments it formats on every read,
@@ -264,12 +320,18 @@ class StationProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is not None:
+            by = "station"
+            if self.closedByMe and self.localCloseCode is not None:
+                # Autobahn reports the code the station echoed: log the one we sent
+                by, code = "gateway", self.localCloseCode
+                reason = (self.localCloseReason or b"").decode("utf-8", "replace") or None
             self._log.info(
-                "station {station_id} disconnected (code {code}, {reason})",
+                "station {station_id} disconnected (code {code}, {reason}; closed by the {by})",
                 station_id=self.station_id,
                 sid=self.sid,
                 code=code,
                 reason=reason,
+                by=by,
             )
             self.factory.hub.unregister(self)
             for timer in self._timers.values():
@@ -340,19 +402,8 @@ class StationProtocol(WebSocketServerProtocol):
             self._close(effect.code, effect.reason)
 
     def _send(self, data: bytes) -> None:
-        if self.state != self.STATE_OPEN:
-            return
-        if self.write_paused:
-            self.pending_bytes += len(data)
-            if self.pending_bytes > MAX_PENDING_BYTES:
-                self._log.warn(
-                    "station {station_id} does not read its socket: dropping the connection",
-                    station_id=self.station_id,
-                    sid=self.sid,
-                )
-                self.dropConnection(abort=True)
-                return
-        self.sendMessage(data)
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(data)
 
     def _cancel_timer(self, name: str) -> None:
         timer = self._timers.pop(name, None)

@@ -65,14 +65,16 @@ async def wait_for(predicate: Callable[[], Any], reactor: Any, timeout: float = 
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port (never the machine's own Redis)."""
+    """A private redis-server on a free loopback port (never the machine's own Redis), asking
+    for ``password`` when one is given (:meth:`command` logs in with it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (.ci/run installs it)")
         self.binary = binary
-        self.port = free_port()
+        self.port = free_port() if port is None else port
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="ocppcable-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -89,6 +91,7 @@ class RedisServer:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", self.dir,
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -108,9 +111,20 @@ class RedisServer:
             self.process.wait(TIMEOUT)
             self.process = None
 
+    def connection(self) -> socket.socket:
+        """A new connection, logged in when the server asks for a password."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        if self.password:
+            s.sendall(b"AUTH %s\r\n" % self.password.encode())
+            reply = s.recv(5)
+            if reply != b"+OK\r\n":
+                s.close()
+                raise RuntimeError(f"AUTH refused: {reply!r}")
+        return s
+
     def command(self, *args: str) -> Any:
         """One command over a short-lived connection (RESP2, replies parsed minimally)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+        with self.connection() as s:
             out = [f"*{len(args)}\r\n".encode()]
             for arg in args:
                 data = arg.encode()
@@ -127,7 +141,7 @@ class RedisServer:
         return self.command("PUBLISH", channel, body)
 
     def subscribers(self, channel: str) -> int:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+        with self.connection() as s:
             s.sendall(b"PUBSUB NUMSUB %s\r\n" % channel.encode())
             lines = s.makefile("rb")
             lines.readline()  # *2

@@ -54,9 +54,9 @@ def test_malformed_announcements_are_dropped():
     from ocppcable.cluster.publisher import RedisPublisher
     from ocppcable.cluster.takeover import ClusterTakeover
     from ocppcable.hub import Hub
+    from ocppcable.redis_connection import RedisLink
 
-    takeover = ClusterTakeover(
-        None, "redis://localhost:1", Hub(), RedisPublisher(None, "redis://localhost:1")
-    )
+    redis = RedisLink(None, "redis://localhost:1")
+    takeover = ClusterTakeover(redis, Hub(), RedisPublisher(None, redis))
     for message in ("not json", "[]", '{"node": "x"}'):
         takeover.received(message)  # logged as a warning, nothing raised

@@ -10,14 +10,13 @@ from typing import Any
 import grpc
 import pytest
 import pytest_twisted
-from twisted.internet.error import ConnectionLost, ConnectionRefusedError, DNSLookupError
 from twisted.python.failure import Failure
-from twisted.web._newclient import RequestNotSent, ResponseNeverReceived
 
 from ocppcable.protos.rpc_pb2 import SUCCESS, CommandMessage, CommandResponse
 from ocppcable.rpc import grpc_client, http_client
 from ocppcable.rpc.grpc_client import GRPCClient
 from ocppcable.rpc.grpc_server import serve
+from ocppcable.rpc.http1 import BadResponse, ConnectionLost, RequestNotSent, TLSFailed
 from ocppcable.rpc.interface import RPCUnavailable
 from ocppcable.rpc.policy import NotSent
 from tests.support import TIMEOUT, free_port
@@ -69,11 +68,11 @@ def test_grpc_errors(code: grpc.StatusCode, details: str, backoff: float | None)
 @pytest.mark.parametrize(
     ("error", "not_sent"),
     [
-        (ConnectionRefusedError(), True),
-        (DNSLookupError("no-such-host.invalid"), True),
-        (RequestNotSent(), True),
-        (ConnectionLost(), False),
-        (ResponseNeverReceived([Failure(ConnectionLost())]), False),
+        (RequestNotSent("Connection refused"), True),
+        (RequestNotSent("the backend closed the connection"), True),
+        (ConnectionLost("after the request was written"), False),
+        (TLSFailed("certificate verify failed"), False),
+        (BadResponse("not HTTP/1.1"), False),
         (RPCUnavailable("status 500"), False),
     ],
     ids=repr,

@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
 from ocppcable.publication import MalformedPublication
-from ocppcable.redis_connection import Subscriber, SubscriberFactory, start_connecting
+from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory
 
 log = Logger()
 
@@ -22,9 +22,8 @@ class RedisBroadcaster(Service):
 
     name = "broadcast-redis"
 
-    def __init__(self, reactor: Any, url: str, channel: str, dispatch: Dispatch) -> None:
-        self.reactor = reactor
-        self.url = url
+    def __init__(self, redis: RedisLink, channel: str, dispatch: Dispatch) -> None:
+        self.redis = redis
         self.channel = channel
         self.dispatch = dispatch
         self.connected = False
@@ -33,13 +32,8 @@ class RedisBroadcaster(Service):
 
     def startService(self) -> None:
         super().startService()
-        factory = self._factory = SubscriberFactory(self)
-        start_connecting(
-            factory,
-            self.reactor,
-            self.url,
-            lambda f: log.error("redis subscriber failed: {reason}", reason=f.getErrorMessage()),
-        )
+        self._factory = SubscriberFactory(self)
+        self.redis.connect(self._factory)  # it logs outages
 
     def stopService(self) -> Any:
         super().stopService()
@@ -56,8 +50,6 @@ class RedisBroadcaster(Service):
         log.info("subscribed to redis channel {channel}", channel=self.channel)
 
     def subscriber_lost(self, conn: Subscriber) -> None:
-        if self.connected and self.running:
-            log.warn("lost the redis connection: reconnecting")
         self.connected = False
 
     def received(self, message: Any) -> None:

@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from ocppcable import publication
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.redis_connection import Subscriber, SubscriberFactory, start_connecting
+from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory, WatchedFactory
 
 if TYPE_CHECKING:
     from ocppcable.hub import Hub
@@ -102,28 +102,20 @@ def fan_out(
     ]
 
 
-class _Reader(txredisapi.RedisProtocol):
-    factory: _ReaderFactory
-
-    @inlineCallbacks
-    def connectionMade(self) -> Any:
-        yield super().connectionMade()
-        if self.connected:
-            self.factory.owner.reader_ready(self)
-
-    def connectionLost(self, why: Any) -> None:
-        super().connectionLost(why)
-        self.factory.owner.reader_lost(self)
+_Reader = txredisapi.RedisProtocol
 
 
-class _ReaderFactory(txredisapi.RedisFactory):
-    protocol = _Reader
-    initialDelay = 0.5
-    maxDelay = 5
-
+class _ReaderFactory(WatchedFactory):
     def __init__(self, owner: RedisXBroadcaster) -> None:
-        super().__init__(None, None, 1, isLazy=True, convertNumbers=False)
+        super().__init__()
         self.owner = owner
+
+    def connection_ready(self, conn: _Reader) -> None:
+        super().connection_ready(conn)
+        self.owner.reader_ready(conn)
+
+    def connection_lost(self, conn: _Reader) -> None:
+        self.owner.reader_lost(conn)
 
 
 @implementer(IBroadcaster)
@@ -151,21 +143,21 @@ class RedisXBroadcaster(Service):
     def __init__(
         self,
         reactor: Any,
-        url: str,
+        redis: RedisLink,
         stream: str,
         hub: Hub,
         dispatch: Dispatch,
         internal: str = INTERNAL_CHANNEL,
     ) -> None:
         self.reactor = reactor
-        self.url = url
+        self.redis = redis
         self.stream = stream
         self.hub = hub
         self.dispatch = dispatch
         self.internal = internal
         self.consumer = consumer_name()
         self.description = f"redisx stream {stream!r} (group {GROUP}, consumer {self.consumer})"
-        self._factories: list[txredisapi.RedisFactory] = []
+        self._factories: list[WatchedFactory] = []
         self._reader: _Reader | None = None
         self._subscriber: Subscriber | None = None
         self._pause: Deferred[None] | None = None
@@ -180,14 +172,7 @@ class RedisXBroadcaster(Service):
         super().startService()
         self._factories = [_ReaderFactory(self), SubscriberFactory(self)]
         for factory in self._factories:
-            start_connecting(
-                factory,
-                self.reactor,
-                self.url,
-                lambda f: log.error(
-                    "redisx: cannot use Redis: {reason}", reason=f.getErrorMessage()
-                ),
-            )
+            self.redis.connect(factory)  # it logs outages
 
     def stopService(self) -> Any:
         super().stopService()
@@ -237,8 +222,7 @@ class RedisXBroadcaster(Service):
 
     def reader_lost(self, conn: _Reader) -> None:
         if self._reader is conn:
-            self._reader = None
-            log.warn("redisx: lost the Redis connection of the stream reader: reconnecting")
+            self._reader = None  # the link logs the outage; the next connection reads on
 
     @inlineCallbacks
     def _read(self, conn: _Reader) -> Any:
@@ -382,14 +366,14 @@ class RedisXBroadcaster(Service):
                 "redisx: subscribed to {count} pub/sub channel(s)", count=len(channels)
             )
         )
-        return d.addErrback(self._subscription_failed)
+        return d  # the factory handles a failure
 
     def subscriber_lost(self, conn: Subscriber) -> None:
         if self._subscriber is conn:
             self._subscriber = None
-            log.warn(
-                "redisx: lost the Redis pub/sub connection: reconnecting (publications sent "
-                "meanwhile do not reach this node's stations)"
+            log.info(
+                "redisx: publications sent while the pub/sub connection is down do not reach "
+                "this node's stations"
             )
 
     def _stream_added(self, stream: str) -> None:

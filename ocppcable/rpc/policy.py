@@ -95,6 +95,12 @@ class CallPolicy:
         self._sweep: IDelayedCall | None = None
 
     @property
+    def max_in_flight(self) -> int:
+        """Calls that may be in flight at once, slow ones included (a transport with a
+        connection per call needs as many)."""
+        return self.concurrency + self.max_slow
+
+    @property
     def in_flight(self) -> int:
         """Calls admitted through the gate (trying, or backing off before the next try)."""
         return len(self._young) + self.slow
