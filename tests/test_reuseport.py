@@ -139,3 +139,26 @@ def test_a_shared_main_port_shares_the_broadcaster_port():
     )
     (broadcaster,) = makeService(options).broadcasters
     assert " on reuseport:0:" in broadcaster.description
+
+
+def test_the_template_unit_gives_each_instance_its_metrics_port():
+    import shlex
+    from pathlib import Path
+
+    from ocppcable.options import Options
+
+    unit = (Path(__file__).parent.parent / "etc" / "ocppcable@.service").read_text()
+    (line,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    args = shlex.split(line.removeprefix("ExecStart="))
+    # what systemd makes of it for ocppcable@9101 with the unit's own Environment=
+    instance = [
+        arg.replace("%i", "9101").replace("${METRICS_INTERFACE}", "127.0.0.1")
+        for arg in args[args.index("ocppcable") + 1 :]
+    ]
+    assert "Environment=METRICS_INTERFACE=127.0.0.1" in unit
+    options = Options(environ={"ANYCABLE_LISTEN": "reuseport:8080:interface=0.0.0.0"})
+    options.parseOptions(instance)
+    assert options["metrics-listen"] == "tcp:9101:interface=127.0.0.1"
+    assert options["listen"] == ["reuseport:8080:interface=0.0.0.0"]
+    # SO_REUSEPORT shares a port between sockets of one user only: one user for all instances
+    assert "DynamicUser=yes" in unit and "\nUser=ocppcable\n" in unit
