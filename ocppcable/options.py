@@ -120,14 +120,19 @@ def tcp_endpoint(port: int, host: str, shared: bool = False) -> str:
     return f"{kind}:{port}:interface={escaped}:backlog=1024"
 
 
-def server_endpoint(description: str) -> str:
-    """``description`` if it parses as a server endpoint string (TLS files are read as well)."""
-    try:
-        # parsing builds the endpoint object only: the reactor is not used until it listens
-        serverFromString(None, description)
-    except Exception as e:  # parsers raise ValueError, TypeError, OSError, TLS errors...
-        raise ValueError(f"cannot use {description!r}: {e}") from None
-    return description
+def server_endpoints(value: str | Sequence[str]) -> list[str]:
+    """Comma-separated server endpoint strings, each parsed now (TLS files are read as well)."""
+    descriptions = comma_list(value)
+    for description in descriptions:
+        try:
+            # parsing builds the endpoint object only: the reactor is not used until it listens
+            serverFromString(None, description)
+        except Exception as e:  # parsers raise ValueError, TypeError, OSError, TLS errors...
+            raise ValueError(f"cannot use {description!r}: {e}") from None
+    return descriptions
+
+
+server_endpoints.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
 
 
 def optional_endpoint(description: str) -> str | None:
@@ -208,8 +213,9 @@ class Options(usage.Options):
             "listen",
             None,
             None,
-            "Endpoint string(s) to listen on, comma-separated, e.g. tcp:8080 or "
-            "ssl:8443:privateKey=key.pem:certKey=cert.pem; overrides --host/--port.",
+            "Endpoint string(s) to listen on, e.g. tcp:8080 or "
+            "ssl:8443:privateKey=key.pem:certKey=cert.pem; overrides --host/--port",
+            server_endpoints,
         ],
         ["ocpp-path", None, "/ocpp", "URL path under which stations connect: <path>/<id>."],
         [
@@ -506,11 +512,7 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     "--http-broadcast-path must not overlap --ocpp-path or /health"
                 )
-        try:
-            listen = [server_endpoint(d) for d in comma_list(self["listen"] or "")]
-        except ValueError as e:
-            raise usage.UsageError(f"--listen: {e}") from None
-        self["listen"] = listen or [tcp_endpoint(self["port"], self["host"])]
+        self["listen"] = self["listen"] or [tcp_endpoint(self["port"], self["host"])]
 
     def _url_path(self, name: str, example: str) -> str:
         path = self[name]
