@@ -80,3 +80,13 @@ def build_site(
     for path, resource in (extra or {}).items():
         mount(root, path, resource)
     return QuietSite(root)
+
+
+def build_metrics_site(
+    stations: StationFactory, path: str, metrics: PrometheusMetrics
+) -> QuietSite:
+    """``/health`` and the Prometheus endpoint at ``path``: the site of ``--metrics-listen``,
+    a port of each instance's own when several share the main port."""
+    root = Resource()
+    root.putChild(b"health", Health(stations))
+    return QuietSite(mount(root, path, MetricsResource(metrics)))

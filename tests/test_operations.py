@@ -11,6 +11,7 @@ import ssl
 import subprocess
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 import websockets
 from cryptography import x509
@@ -291,12 +292,16 @@ class PKI:
         return context
 
 
+@pytest.mark.parametrize("kind", ["ssl", "reuseport"])
 @pytest_twisted.ensureDeferred
-async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, backend, tmp_path):
+async def test_tls_with_basic_auth_forwards_the_authorization(
+    kind, start_gateway, backend, tmp_path
+):
     pki = PKI(tmp_path)
     port = free_port()
     await start_gateway(
-        f"--listen=ssl:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}:interface=127.0.0.1",
+        f"--listen={kind}:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        ":interface=127.0.0.1",
         f"--rpc-host=127.0.0.1:{backend.port}",
         "--broadcast-adapter=http",
     )
@@ -319,12 +324,15 @@ async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, bac
     assert env.headers["authorization"] == basic
 
 
+@pytest.mark.parametrize("kind", ["mtls", "reuseport"])
 @pytest_twisted.ensureDeferred
-async def test_mutual_tls_forwards_and_checks_the_certificate(start_gateway, backend, tmp_path):
+async def test_mutual_tls_forwards_and_checks_the_certificate(
+    kind, start_gateway, backend, tmp_path
+):
     pki = PKI(tmp_path)
     port = free_port()
     await start_gateway(
-        f"--listen=mtls:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        f"--listen={kind}:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
         f":caCerts={pki.ca}:interface=127.0.0.1",
         f"--rpc-host=127.0.0.1:{backend.port}",
         "--broadcast-adapter=http",

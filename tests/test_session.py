@@ -1154,6 +1154,8 @@ class Harness:
         self.timers: set[str] = set()
         self.replies: list[Any] = []
         self.closed = False
+        self.connected = False  # a Connect succeeded
+        self.disconnected = False
 
     def run(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -1163,6 +1165,11 @@ class Harness:
                 if frame[0] in (3, 4) and not self.closed:
                     self.replies.append(frame[1])
             elif isinstance(effect, RPC):
+                # the Disconnect comes once, after the socket closed, and nothing after it
+                assert not self.disconnected, effect
+                if effect.method == "disconnect":
+                    assert self.session.closed and self.connected
+                    self.disconnected = True
                 self.pending.append(effect)
             elif isinstance(effect, StartTimer):
                 self.timers.add(effect.name)
@@ -1187,6 +1194,7 @@ class Harness:
         status = {"failure": FAILURE, "error": ERROR}.get(outcome, SUCCESS)
         if rpc.method == "connect":
             response: Any = ConnectReply(status=status, identifiers="i")
+            self.connected = self.connected or status == SUCCESS
         elif rpc.method == "disconnect":
             response = DisconnectReply(status=status)
         else:
@@ -1233,6 +1241,13 @@ def test_any_frames_never_raise_and_every_call_is_answered_once(
     if not harness.closed:
         assert answered == expected
         assert not {t for t in harness.timers if t.startswith("call:")}
+        harness.closed = True
+        harness.run(harness.session.connection_lost())
+    # once every answer is in, the backend has heard of the end exactly when it connected
+    while harness.pending:
+        harness.resolve("success")
+    assert harness.disconnected == harness.connected
+    assert harness.session.phase is Phase.CLOSED
 
 
 @settings(max_examples=300, deadline=None, database=None)

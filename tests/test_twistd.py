@@ -78,17 +78,25 @@ def test_invalid_configuration_fails_with_one_clear_line(args, flag):
     assert "ocppcable serving OCPP" not in out.stdout
 
 
-def test_an_invalid_environment_variable_names_the_variable():
+@pytest.mark.parametrize(
+    ("variable", "value", "flag"),
+    [
+        ("OCPPCABLE_PORT", "99999", "--port"),
+        ("ANYCABLE_LISTEN", "tcp:abc", "--listen"),
+        ("ANYCABLE_RPC_HOST", "localhost", "--rpc-host"),
+    ],
+)
+def test_an_invalid_environment_variable_names_the_variable(variable, value, flag):
     out = subprocess.run(
         [*TWISTD, "-n", "--pidfile=", "ocppcable"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        env={**os.environ, "OCPPCABLE_PORT": "99999"},
+        env={**os.environ, variable: value},
     )
     assert out.returncode != 0
     last = (out.stdout + out.stderr).strip().splitlines()[-1]
-    assert "OCPPCABLE_PORT" in last and "--port" in last
+    assert variable in last and flag in last
     assert "Traceback" not in out.stdout + out.stderr
 
 

@@ -33,7 +33,7 @@ from ocppcable.rpc.http1 import (
 )
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.rpc.json_codec import decode_reply, encode_request
-from ocppcable.rpc.policy import CallPolicy
+from ocppcable.rpc.policy import CallPolicy, NotSent
 
 log = Logger()
 
@@ -42,10 +42,12 @@ log = Logger()
 _BACKOFF = 0.1
 
 
-def _classify(error: BaseException) -> float | None:
-    """Only a request the backend surely did not get is tried again: a Command it processed
-    and whose answer was lost must not run twice."""
-    return _BACKOFF if isinstance(error, RequestNotSent) else None
+def _not_sent(failure: Failure) -> Failure:
+    """Only a request the backend surely did not get is tried again (:class:`NotSent`): a
+    Command it processed and whose answer was lost must not run twice."""
+    if failure.check(RequestNotSent):
+        raise NotSent(failure.value, _BACKOFF)
+    return failure
 
 
 def _describe(error: BaseException) -> str:
@@ -104,8 +106,8 @@ def _heads(target: str, key: str | None) -> dict[str, bytes]:
 @implementer(IRPCClient)
 class HTTPRPCClient(Service):
     """Calls an AnyCable HTTP RPC server at ``target`` (e.g. ``http://localhost:3000/_anycable``)
-    over keep-alive connections, opened from ``startService`` on: at most ``concurrency`` of
-    them, as many as calls may be in flight."""
+    over keep-alive connections, opened from ``startService`` on: at most as many as the
+    policy lets calls be in flight (slow ones included)."""
 
     name = "rpc"
 
@@ -122,7 +124,6 @@ class HTTPRPCClient(Service):
         self.reactor = reactor
         self.target = target
         self.key = key
-        self.concurrency = concurrency
         self.timeout = timeout
         self.policy = CallPolicy(reactor, concurrency, timeout, metrics)
         self.breaker = breaker or CircuitBreaker(reactor)
@@ -132,7 +133,7 @@ class HTTPRPCClient(Service):
     def startService(self) -> None:
         super().startService()
         endpoint = _endpoint(self.reactor, self.target, self.timeout)
-        self._pool = HTTP1Pool(self.reactor, endpoint, self.concurrency)
+        self._pool = HTTP1Pool(self.reactor, endpoint, self.policy.max_in_flight)
 
     def stopService(self) -> Deferred[Any] | None:
         super().stopService()
@@ -165,9 +166,9 @@ class HTTPRPCClient(Service):
                 raise RPCUnavailable("backend unavailable (circuit open)")
             d = self._pool.request(data)
             d.addCallbacks(self._answered, self._failed, (method, kind), None, (method,))
-            return d.addBoth(self._record, generation)
+            return d.addBoth(self._record, generation).addErrback(_not_sent)
 
-        return self.policy.run(method, attempt, _classify, _describe)
+        return self.policy.run(method, sid, attempt, _describe)
 
     @staticmethod
     def _answered(response: Response, method: str, kind: type) -> cable.Reply:

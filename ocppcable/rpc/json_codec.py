@@ -16,7 +16,7 @@ from typing import Any
 
 from ocppcable import cable
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _decode = json.JSONDecoder().decode
 
 #: per request record, its fields besides ``env``
