@@ -34,6 +34,7 @@ from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.service import make_rpc
 from tests.support import (
     CHARGING_ACTIONS,
+    PKI,
     TIMEOUT,
     Backend,
     HTTPBackend,
@@ -44,7 +45,6 @@ from tests.support import (
     open_station,
     wait_for,
 )
-from tests.test_operations import PKI
 
 SECRET = "s3cret"
 RPC_KEY = keys.derive(SECRET, keys.RPC_PHRASE)
