@@ -9,10 +9,12 @@ import json
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from ocppcable.ocpp import framing
 from ocppcable.ocpp.naming import snake_case
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode
+#: standard JSON only, out and in: no NaN or infinities, no lone surrogates, bounded nesting
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_decode = framing.loads
 
 #: Action Cable protocol messages that are never forwarded to a station.
 _CONTROL_TYPES = frozenset(

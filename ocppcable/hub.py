@@ -7,8 +7,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from ocppcable import cable
-from ocppcable.broadcast import publication
+from ocppcable import cable, publication
 from ocppcable.metrics import IMetrics, NoMetrics
 
 log = Logger()
@@ -103,11 +102,11 @@ class Hub:
     def dispatch(self, body: bytes | str, source: str) -> int:
         """Deliver a raw broadcast body; returns how many stations it reached.
 
-        Raises :class:`~ocppcable.broadcast.publication.MalformedPublication` for a body that is
+        Raises :class:`~ocppcable.publication.MalformedPublication` for a body that is
         not a publication at all; single bad items of a batch are logged and skipped.
         """
         delivered = 0
-        for item in accept(body, source, self.metrics):
+        for item in publication.accept(body, source, self.metrics):
             if isinstance(item, publication.RemoteDisconnect):
                 delivered += self.remote_disconnect(item.identifiers, item.reconnect)
             else:
@@ -139,22 +138,3 @@ class Hub:
         for station in matching:
             station.disconnect(reconnect)
         return len(matching)
-
-
-def accept(body: bytes | str, source: str, metrics: IMetrics) -> list[publication.Item]:
-    """The items of a broadcast body from ``source``. A body that is not a publication at all is
-    counted as dropped and raises :class:`~ocppcable.broadcast.publication.MalformedPublication`;
-    bad items of a batch are logged and left out."""
-    skipped: list[publication.MalformedPublication] = []
-    try:
-        items = publication.parse(body, skipped)
-    except publication.MalformedPublication:
-        metrics.broadcast(source, "dropped", 0)
-        raise
-    for error in skipped:
-        log.warn(
-            "dropped a malformed publication of a batch from {source}: {reason}",
-            source=source,
-            reason=str(error),
-        )
-    return items

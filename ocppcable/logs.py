@@ -2,18 +2,21 @@
 
 twistd picks its log observer after the service is made: an application component
 ``ILogObserver`` wins over its default file observer, so :class:`~ocppcable.service.Gateway`
-installs the one built here when the options ask for anything but twistd's defaults (twistd's
-own ``--logger`` still overrides it).
+always installs the one built here, filtered by ``--log-level`` (twistd's own ``--logger`` still
+overrides it). Text goes where twistd itself would write it (``--logfile``, ``--syslog``,
+stdout with ``-n``); JSON goes to stdout.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import IO, Any
 
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    LegacyLogObserverWrapper,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
@@ -51,8 +54,19 @@ class JSONLines:
         self.out.flush()
 
 
-def observer(log_format: str, level: str, out: IO[str]) -> ILogObserver:
-    """An observer writing ``log_format`` ("text" or "json") to ``out`` from ``level`` up."""
-    sink = JSONLines(out) if log_format == "json" else textFileLogObserver(out)
+def twistd_text_observer(twistd_options: Any) -> ILogObserver:
+    """The text observer twistd would install for its own ``twistd_options`` (the parent of
+    ours; None outside twistd: stdout)."""
+    if twistd_options is None:
+        return textFileLogObserver(sys.stdout)
+    from twisted.scripts.twistd import _SomeApplicationRunner
+
+    # twistd's own choice of file, syslog or stdout (and its SIGUSR1 rotation), reused
+    sink = _SomeApplicationRunner.loggerFactory(twistd_options)._getLogObserver()
+    return sink if ILogObserver.providedBy(sink) else LegacyLogObserverWrapper(sink)
+
+
+def filtered(sink: ILogObserver, level: str) -> ILogObserver:
+    """``sink`` seeing only events from ``level`` up."""
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
     return FilteringLogObserver(sink, [predicate])

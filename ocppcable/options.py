@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
+
+from ocppcable import __version__
 
 BROADCAST_ADAPTERS = ("http", "redis", "redisx")
 OCPP_VERSIONS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
@@ -37,8 +40,16 @@ def boolean(value: str | bool) -> bool:
 boolean.coerceDoc = "true or false."  # type: ignore[attr-defined]
 
 
+def _number(value: str | float, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"expected {what}, got {value!r}") from None
+
+
 def positive_int(value: str | int) -> int:
-    number = int(value)
+    number: int = _number(value, int)
     if number <= 0:
         raise ValueError(f"must be > 0, got {value!r}")
     return number
@@ -48,7 +59,7 @@ positive_int.coerceDoc = "An integer > 0."  # type: ignore[attr-defined]
 
 
 def non_negative_float(value: str | float) -> float:
-    number = float(value)
+    number: float = _number(value, float)
     if number < 0:
         raise ValueError(f"must be >= 0, got {value!r}")
     return number
@@ -58,13 +69,27 @@ non_negative_float.coerceDoc = "Seconds, >= 0."  # type: ignore[attr-defined]
 
 
 def positive_float(value: str | float) -> float:
-    number = float(value)
+    number: float = _number(value, float)
     if number <= 0:
         raise ValueError(f"must be > 0, got {value!r}")
     return number
 
 
 positive_float.coerceDoc = "Seconds, > 0."  # type: ignore[attr-defined]
+
+
+def _documented(coerce: Callable[[Any], Any], doc: str) -> Callable[[Any], Any]:
+    """``coerce`` under another ``--help`` description."""
+
+    def documented(value: Any) -> Any:
+        return coerce(value)
+
+    documented.coerceDoc = doc  # type: ignore[attr-defined]
+    return documented
+
+
+non_negative_rate = _documented(non_negative_float, "Per second, >= 0.")
+positive_rate = _documented(positive_float, "Per second, > 0.")
 
 
 def comma_list(value: str | Sequence[str]) -> list[str]:
@@ -77,7 +102,7 @@ comma_list.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
 
 
 def port_number(value: str | int) -> int:
-    number = int(value)
+    number: int = _number(value, int)
     if not 0 <= number <= 65535:
         raise ValueError(f"must be a port number 0-65535, got {value!r}")
     return number
@@ -93,6 +118,45 @@ def tcp_endpoint(port: int, host: str) -> str:
     return f"tcp:{port}:interface={escaped}:backlog=1024"
 
 
+def server_endpoint(description: str) -> str:
+    """``description`` if it parses as a server endpoint string (TLS files are read as well)."""
+    try:
+        # parsing builds the endpoint object only: the reactor is not used until it listens
+        serverFromString(None, description)
+    except Exception as e:  # parsers raise ValueError, TypeError, OSError, TLS errors...
+        raise ValueError(f"cannot use {description!r}: {e}") from None
+    return description
+
+
+def rpc_target(value: str) -> str:
+    """``demo``, an ``http(s)://host[:port][/path]`` URL or a gRPC ``host:port``."""
+    if value == "demo":
+        return value
+    if "://" in value:
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https"):
+            raise ValueError(
+                f"unsupported scheme {url.scheme!r}: use host:port for gRPC, an http:// or "
+                "https:// URL for HTTP RPC, or demo"
+            )
+        if not url.hostname:
+            raise ValueError("an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable")
+        try:
+            port = url.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError(f"the port in {value!r} must be 1-65535")
+        return value
+    host, _, port_text = value.rpartition(":")
+    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(
+            f"expected host:port (port 1-65535) for gRPC, an http:// or https:// URL for HTTP "
+            f"RPC, or demo; got {value!r}"
+        )
+    return value
+
+
 #: extra environment variables accepted for an option, checked before ANYCABLE_/OCPPCABLE_ names
 _ALIASES = {
     "redis-url": ("REDIS_URL",),
@@ -101,16 +165,21 @@ _ALIASES = {
 }
 
 
-def _naming(flag: str, coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``coerce`` with errors that name the flag (usage.Options' own message does not)."""
+def _naming(flag: str, default: Any, coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``coerce`` with errors that name the flag, raised as UsageError so that usage.Options
+    does not prefix them with its "Parameter type enforcement failed"."""
 
     def named(value: Any) -> Any:
         try:
             return coerce(value)
         except ValueError as e:
-            raise ValueError(f"--{flag}: {e}") from None
+            raise usage.UsageError(f"--{flag}: {e}") from None
 
-    named.coerceDoc = getattr(coerce, "coerceDoc", None)  # type: ignore[attr-defined]
+    doc = getattr(coerce, "coerceDoc", None)
+    if coerce is boolean:  # "[default: True]" alone does not say how to turn it off
+        off, on = ("false", "off") if default else ("true", "on")
+        doc = f"true or false (--{flag}={off} turns it {on})."
+    named.coerceDoc = doc  # type: ignore[attr-defined]
     return named
 
 
@@ -124,7 +193,7 @@ class Options(usage.Options):
 
     optParameters: list[list[Any]] = [
         ["host", None, "localhost", "Interface to listen on."],
-        ["port", None, 8080, "Port to listen on.", positive_int],
+        ["port", None, 8080, "Port to listen on.", port_number],
         [
             "listen",
             None,
@@ -146,6 +215,7 @@ class Options(usage.Options):
             "localhost:50051",
             "AnyCable RPC backend: host:port for gRPC, an http:// or https:// URL for HTTP RPC "
             "(e.g. http://localhost:3000/_anycable), or 'demo' for the built-in demo backend.",
+            rpc_target,
         ],
         ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
         [
@@ -214,7 +284,7 @@ class Options(usage.Options):
             None,
             20.0,
             "Frames per second a station may send on average (bursts of 2.5x allowed; 0: off).",
-            non_negative_float,
+            non_negative_rate,
         ],
         [
             "ping-interval",
@@ -235,7 +305,7 @@ class Options(usage.Options):
             None,
             None,
             f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)} "
-            "[default: http,redis; http alone with --rpc-host=demo].",
+            "[default: http,redis; http alone with --rpc-host=demo]",
             comma_list,
         ],
         [
@@ -287,7 +357,7 @@ class Options(usage.Options):
             None,
             100.0,
             "Disconnect RPCs per second in normal operation (the queue is drained at shutdown).",
-            positive_float,
+            positive_rate,
         ],
         [
             "metrics-path",
@@ -306,27 +376,31 @@ class Options(usage.Options):
             "demo-id-tags",
             None,
             None,
-            "With --rpc-host=demo: idTags the demo backend accepts (default: any).",
+            "With --rpc-host=demo: idTags the demo backend accepts (default: any)",
             comma_list,
         ],
     ]
 
-    optParameters = [[*p[:4], _naming(p[0], p[4])] if len(p) > 4 else p for p in optParameters]
+    optParameters = [
+        [*p[:4], _naming(p[0], p[2], p[4])] if len(p) > 4 else p for p in optParameters
+    ]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
-        environ = os.environ if environ is None else environ
-        coercers: dict[str, Callable[[Any], Any]] = {
-            p[0]: (p[4] if len(p) > 4 else str) for p in self.optParameters
-        }
-        for name, coerce in coercers.items():
-            found = self._from_environ(name, environ)
+        self._environ = os.environ if environ is None else environ
+        self._failed = False
+
+    def _read_environ(self) -> None:
+        """Environment values, applied before the command line (which wins over them)."""
+        for param in self.optParameters:
+            name = param[0]
+            found = self._from_environ(name, self._environ)
             if found is None:
                 continue
             variable, raw = found
             try:
-                self[name] = coerce(raw)
-            except ValueError as e:
+                self[name] = param[4](raw) if len(param) > 4 else raw
+            except usage.UsageError as e:
                 raise usage.UsageError(f"{variable}: {e}") from None
 
     @staticmethod
@@ -348,7 +422,25 @@ class Options(usage.Options):
                 name, sep, value = arg.partition("=")
                 arg = name.replace("_", "-") + sep + value
             normalized.append(arg)
-        super().parseOptions(normalized)
+        try:
+            self._read_environ()
+            super().parseOptions(normalized)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        if self._failed:
+            # twistd prints the usage before a usage error: ~100 lines that bury the error line
+            return "Run 'twistd ocppcable --help' for the options.\n"
+        return super().getUsage(width)
+
+    def opt_version(self) -> None:
+        """Display the ocppcable and Twisted versions and exit."""
+        from twisted import __version__ as twisted_version
+
+        print(f"ocppcable {__version__} (Twisted {twisted_version})")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         # usage.Options leaves defaults uncoerced and env values are already coerced; coerce all
@@ -356,19 +448,10 @@ class Options(usage.Options):
         for param in self.optParameters:
             name = param[0]
             if len(param) > 4 and self[name] is not None:
-                try:
-                    self[name] = param[4](self[name])
-                except ValueError as e:
-                    raise usage.UsageError(str(e)) from None
+                self[name] = param[4](self[name])
         self["ocpp-path"] = self._url_path("ocpp-path", "/ocpp")
         self["http-broadcast-path"] = self._url_path("http-broadcast-path", "/_broadcast")
         rpc_host = self["rpc-host"]
-        if not rpc_host:
-            raise usage.UsageError("--rpc-host must not be empty")
-        if rpc_host.startswith(("http://", "https://")) and not urlsplit(rpc_host).hostname:
-            raise usage.UsageError(
-                "--rpc-host: an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable"
-            )
         versions = [v if v.startswith("ocpp") else f"ocpp{v}" for v in self["ocpp-versions"]]
         unknown = [v for v in versions if v not in OCPP_VERSIONS]
         if unknown or not versions:
@@ -402,9 +485,11 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     "--http-broadcast-path must not overlap --ocpp-path or /health"
                 )
-        self["listen"] = comma_list(self["listen"] or "") or [
-            tcp_endpoint(self["port"], self["host"])
-        ]
+        try:
+            listen = [server_endpoint(d) for d in comma_list(self["listen"] or "")]
+        except ValueError as e:
+            raise usage.UsageError(f"--listen: {e}") from None
+        self["listen"] = listen or [tcp_endpoint(self["port"], self["host"])]
 
     def _url_path(self, name: str, example: str) -> str:
         path = self[name]

@@ -7,6 +7,7 @@ from typing import Any
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
@@ -16,16 +17,17 @@ from twisted.web.resource import Resource
 from ocppcable import keys
 from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
-from ocppcable.broadcast.publisher import RedisPublisher
 from ocppcable.broadcast.redis import RedisBroadcaster
 from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
-from ocppcable.broadcast.relay import ClusterRelay
-from ocppcable.broadcast.takeover import ClusterTakeover
+from ocppcable.cluster.publisher import RedisPublisher
+from ocppcable.cluster.relay import ClusterRelay
+from ocppcable.cluster.takeover import ClusterTakeover
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
+from ocppcable.redis_connection import RedisLink
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
@@ -37,13 +39,30 @@ log = Logger()
 CATALOGS = {c.subprotocol: c for c in (v21.CATALOG, v201.CATALOG, v16.CATALOG)}
 
 
+class ListenFailed(SystemExit, Exception):
+    """A listener could not bind; the detailed reason is logged before this is raised.
+
+    An Exception, so that a daemonizing twistd hands it to its waiting parent (which prints the
+    first 100 bytes: keep the message short); a SystemExit with code 1, so that a foreground
+    twistd exits non-zero without printing a traceback after the logged line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 1
+
+
 class Listener(Service):
     """Listens on one endpoint string; binds in privilegedStartService (before twistd --uid)."""
 
-    def __init__(self, reactor: Any, description: str, factory: IProtocolFactory) -> None:
+    def __init__(
+        self, reactor: Any, description: str, factory: IProtocolFactory, option: str = "--listen"
+    ) -> None:
         self.reactor = reactor
         self.description = description
         self.factory = factory
+        #: the option that configured this endpoint, named when it cannot listen
+        self.option = option
         self.port: IListeningPort | None = None
         self._binding: Deferred[None] | None = None
         self._waiting: list[Deferred[IListeningPort]] = []
@@ -56,7 +75,10 @@ class Listener(Service):
         if outcome and isinstance(outcome[0], Failure):
             # TCP and TLS bind at once: fail the start itself, so twistd exits non-zero
             listening.addErrback(lambda _: None)
-            outcome[0].raiseException()
+            error = outcome[0].value
+            self._log_failure(error)
+            reason = error.socketError if isinstance(error, CannotListenError) else error
+            raise ListenFailed(f"{self.option}: {getattr(reason, 'strerror', None) or reason}")
         self._binding = listening.addCallbacks(self._listening, self._failed)
 
     def startService(self) -> None:
@@ -79,8 +101,16 @@ class Listener(Service):
         for d in waiting:
             d.callback(port)
 
-    def _failed(self, failure: Any) -> None:
-        log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
+    def _log_failure(self, error: BaseException) -> None:
+        log.critical(
+            "{option}: cannot listen on {endpoint}: {error}",
+            option=self.option,
+            endpoint=self.description,
+            error=error,
+        )
+
+    def _failed(self, failure: Failure) -> None:
+        self._log_failure(failure.value)
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             d.errback(failure)
@@ -202,7 +232,8 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
         return HTTPBroadcaster(dispatch, key, path, "the main port")
     endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"])
     broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
-    Listener(reactor, endpoint, broadcaster.site()).setServiceParent(broadcaster)
+    listener = Listener(reactor, endpoint, broadcaster.site(), "--http-broadcast-port")
+    listener.setServiceParent(broadcaster)
     return broadcaster
 
 
@@ -251,9 +282,10 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     adapters = config["broadcast-adapter"]
     # the legacy redis adapter's channel, when on: every node subscribes to it
     legacy = config["redis-channel"] if "redis" in adapters else None
-    publisher = None
+    publisher = redis = None
     if {"redis", "redisx"} & set(adapters):
-        publisher = RedisPublisher(reactor, config["redis-url"])
+        redis = RedisLink(reactor, config["redis-url"])
+        publisher = RedisPublisher(reactor, redis)
         publisher.setServiceParent(gateway)
     on_main_site: dict[str, Resource] = {}
     for adapter in adapters:
@@ -272,27 +304,27 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         elif adapter == "redisx":
             broadcaster = RedisXBroadcaster(
                 reactor,
-                config["redis-url"],
+                redis,
                 config["redisx-stream"],
                 hub,
                 hub.dispatch,
                 internal_channel(legacy),
             )
         else:
-            broadcaster = RedisBroadcaster(
-                reactor, config["redis-url"], config["redis-channel"], hub.dispatch
-            )
+            broadcaster = RedisBroadcaster(redis, config["redis-channel"], hub.dispatch)
         if adapter != "http":
             metrics.watch_redis(adapter, broadcaster)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
     if publisher is not None:
-        ClusterTakeover(reactor, config["redis-url"], hub, publisher).setServiceParent(gateway)
+        ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
     if config["metrics-path"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     site = build_site(config["ocpp-path"], stations, on_main_site)
+    from_port = [tcp_endpoint(config["port"], config["host"])]
+    option = "--port" if config["listen"] == from_port else "--listen"
     for description in config["listen"]:
-        listener = Listener(reactor, description, site)
+        listener = Listener(reactor, description, site, option)
         listener.setServiceParent(gateway)
         gateway.listeners.append(listener)
     return gateway

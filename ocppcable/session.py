@@ -19,6 +19,7 @@ from typing import Any
 from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
+from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import NO_REPLY, Catalog
@@ -59,34 +60,12 @@ MAX_REFUSED_FRAMES = 100
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class RPC:
     """Make an RPC (``connect``, ``command`` or ``disconnect``) and report back with ``token``."""
 
     token: int
     method: str
     request: Any
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    name: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    name: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,10 @@ def makeService(config: Options) -> service.Gateway:
     gateway = service.makeService(config, reactor)
     shutdown: Any = SignalShutdown(reactor)
     shutdown.setServiceParent(gateway)
-    if (config["log-format"], config["log-level"]) != ("text", "info"):
-        gateway.log_observer = logs.observer(config["log-format"], config["log-level"], sys.stdout)
+    # always, so that --log-level applies to the default text format too
+    if config["log-format"] == "json":
+        sink = logs.JSONLines(sys.stdout)
+    else:
+        sink = logs.twistd_text_observer(getattr(config, "parent", None))
+    gateway.log_observer = logs.filtered(sink, config["log-level"])
     return gateway

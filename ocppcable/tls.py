@@ -50,11 +50,14 @@ def mtls_endpoint(
     return SSL4ServerEndpoint(reactor, int(port), options, int(backlog), interface)
 
 
-def peer_common_name(transport: Any) -> str | None:
-    """The subject CN of the client certificate on a TLS transport, if any."""
+def peer_certificate(transport: Any) -> Any:
+    """The client certificate on a TLS transport (a pyOpenSSL ``X509``), or None: none on
+    plain TCP and on ``ssl:`` listeners, which do not ask for one."""
     get = getattr(transport, "getPeerCertificate", None)
-    certificate = get() if get is not None else None
-    if certificate is None:
-        return None
+    return get() if get is not None else None
+
+
+def certificate_common_name(certificate: Any) -> str | None:
+    """The subject CN of a pyOpenSSL certificate, if it has one."""
     names = certificate.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else None

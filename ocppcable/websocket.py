@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pprint import pformat
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
@@ -39,11 +39,23 @@ from ocppcable.session import (
     SessionSettings,
     StartTimer,
 )
-from ocppcable.tls import peer_common_name
+from ocppcable.tls import certificate_common_name, peer_certificate
 
 log = Logger()
 
 STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,48}\Z")
+
+#: a Host header we put in env.url: a DNS name or IPv4 address, or a bracketed IPv6 literal,
+#: and an optional port; nothing that could add a path, query or user part to the URL
+PLAIN_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?\Z"
+)
+
+#: env.headers entry stating the station id the gateway serves (the identifier's ``id``)
+STATION_ID_HEADER = "x-ocpp-station-id"
+
+#: characters of a station's X-Request-Id kept for the connection's log line
+MAX_REQUEST_ID = 64
 
 #: env.headers entry carrying the subject CN of a station's client certificate (mTLS)
 CLIENT_CERT_HEADER = "x-client-cert-cn"
@@ -51,8 +63,17 @@ CLIENT_CERT_HEADER = "x-client-cert-cn"
 #: seconds a closing station has to answer our close frame
 CLOSE_TIMEOUT = 2
 
-#: bytes we may queue for a station whose socket does not drain before closing it
+#: bytes we may queue for a station whose socket does not drain before dropping it: every byte
+#: written counts (our frames, pongs, closes), beyond the transport's own 64 KiB buffer
 MAX_PENDING_BYTES = 1024 * 1024
+#: the same for a connection that has not started a session (no successful Connect yet)
+MAX_PENDING_BYTES_BEFORE_SESSION = 64 * 1024
+
+#: pings a station may send per second on average, and in a burst, that we answer
+PING_RATE = 1.0
+PING_BURST = 10.0
+#: pings over the rate in a row after which the connection is closed (1008)
+MAX_UNANSWERED_PINGS = 100
 
 
 class PrettyWhenLogged:
@@ -90,6 +111,14 @@ class _WriteWatch:
         self.protocol.write_paused = True
 
 
+def bounded_request_id(value: str | None) -> str:
+    """A station's X-Request-Id for logs only: printable ASCII, at most :data:`MAX_REQUEST_ID`
+    characters ("" when absent)."""
+    if not value:
+        return ""
+    return "".join(c for c in value[:MAX_REQUEST_ID] if " " <= c <= "~")
+
+
 def new_sid() -> str:
     """A 21-character URL-safe session id (nanoid-sized, as AnyCable's)."""
     return secrets.token_urlsafe(16)[:21]
@@ -102,9 +131,14 @@ class StationProtocol(WebSocketServerProtocol):
     factory: StationFactory
     station_id = ""
     sid = ""
+    #: the station's X-Request-Id, bounded, logged beside our sid
+    request_id = ""
     session: Session | None = None
     write_paused = False
     pending_bytes = 0
+    _ping_tokens = PING_BURST
+    _last_ping = 0.0
+    _unanswered_pings = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,6 +169,50 @@ class StationProtocol(WebSocketServerProtocol):
             self._event(self.session.remote_disconnect)
 
     # --- autobahn internals ----------------------------------------------------------------------
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Every byte Autobahn writes (handshake, our frames, pongs, closes) passes here and
+        counts against the connection's write budget while its socket does not drain."""
+        if self.state == self.STATE_CLOSED:
+            return
+        if self.write_paused:
+            self.pending_bytes += len(data)
+            if self.pending_bytes > self._write_budget():
+                self._log.warn(
+                    "station {station_id} does not read its socket: dropping the connection",
+                    station_id=self.station_id,
+                    sid=self.sid,
+                    pending=self.pending_bytes,
+                )
+                self.dropConnection(abort=True)
+                return
+        super().sendData(data, sync, chopsize)
+
+    def _write_budget(self) -> int:
+        if self.session is not None and self.session.connected:
+            return MAX_PENDING_BYTES
+        return MAX_PENDING_BYTES_BEFORE_SESSION
+
+    def onPing(self, payload: bytes) -> None:
+        """Pongs only within :data:`PING_RATE`: a station that floods pings and never reads
+        made us queue pongs without bound (they count against the write budget as well)."""
+        now = self.factory.reactor.seconds()
+        tokens = min(PING_BURST, self._ping_tokens + (now - self._last_ping) * PING_RATE)
+        self._last_ping = now
+        if tokens >= 1.0:
+            self._ping_tokens = tokens - 1.0
+            self._unanswered_pings = 0
+            super().onPing(payload)
+            return
+        self._ping_tokens = tokens
+        self._unanswered_pings += 1
+        if self._unanswered_pings == MAX_UNANSWERED_PINGS:
+            self._log.info(
+                "station {station_id} floods pings: closing",
+                station_id=self.station_id,
+                sid=self.sid,
+            )
+            self._close(1008, "too many pings")
 
     def dataReceived(self, data: bytes) -> None:
         # Autobahn's own only adds a debug line whose arguments it formats on every read,
@@ -179,8 +257,14 @@ class StationProtocol(WebSocketServerProtocol):
             )
             raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "no supported OCPP subprotocol")
         headers = request.headers
-        common_name = peer_common_name(self.transport)
-        if factory.require_cert_match and common_name != station_id:
+        host = headers.get("host", "")
+        if not PLAIN_HOST.match(host):
+            raise ConnectionDeny(ConnectionDeny.BAD_REQUEST, "Host is not a plain host[:port]")
+        certificate = peer_certificate(self.transport)
+        common_name = certificate_common_name(certificate) if certificate is not None else None
+        # the rule is for connections with a client certificate (mtls: listeners); stations on
+        # the gateway's tcp: and ssl: listeners present none and are not held to it
+        if factory.require_cert_match and certificate is not None and common_name != station_id:
             self._log.info(
                 "station {station_id} refused: client certificate CN {cn!r} does not match",
                 station_id=station_id,
@@ -188,19 +272,23 @@ class StationProtocol(WebSocketServerProtocol):
             )
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "client certificate does not match")
         self.station_id = station_id
-        self.sid = headers.get("x-request-id") or new_sid()
+        self.sid = new_sid()
+        self.request_id = bounded_request_id(headers.get("x-request-id"))
         scheme = "https" if ISSLTransport.providedBy(self.transport) else "http"
         forwarded = {name: headers[name] for name in factory.forward_headers if headers.get(name)}
         forwarded["REMOTE_ADDR"] = getattr(self.transport.getPeer(), "host", "")
         forwarded["sec-websocket-protocol"] = subprotocol
+        forwarded[STATION_ID_HEADER] = station_id
         if common_name is not None:
             forwarded[CLIENT_CERT_HEADER] = common_name
+        query = urlsplit(self.http_request_uri).query
         self.session = Session(
             station_id=station_id,
             catalog=factory.catalogs[subprotocol],
             validator=factory.validators.get(subprotocol),
             settings=factory.settings,
-            url=f"{scheme}://{headers.get('host', '')}{self.http_request_uri}",
+            # the path we routed, with the id as we use it: never the request's own spelling
+            url=f"{scheme}://{host}{factory.prefix}{station_id}" + (f"?{query}" if query else ""),
             headers=forwarded,
             sid=self.sid,
             metrics=factory.metrics,
@@ -212,6 +300,7 @@ class StationProtocol(WebSocketServerProtocol):
             "station {station_id} connected ({subprotocol}, sid {sid})",
             station_id=self.station_id,
             sid=self.sid,
+            request_id=self.request_id,
             subprotocol=self.websocket_protocol_in_use,
         )
         # behind WebSocketResource the HTTP channel is still the transport's producer
@@ -231,12 +320,18 @@ class StationProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is not None:
+            by = "station"
+            if self.closedByMe and self.localCloseCode is not None:
+                # Autobahn reports the code the station echoed: log the one we sent
+                by, code = "gateway", self.localCloseCode
+                reason = (self.localCloseReason or b"").decode("utf-8", "replace") or None
             self._log.info(
-                "station {station_id} disconnected (code {code}, {reason})",
+                "station {station_id} disconnected (code {code}, {reason}; closed by the {by})",
                 station_id=self.station_id,
                 sid=self.sid,
                 code=code,
                 reason=reason,
+                by=by,
             )
             self.factory.hub.unregister(self)
             for timer in self._timers.values():
@@ -307,19 +402,8 @@ class StationProtocol(WebSocketServerProtocol):
             self._close(effect.code, effect.reason)
 
     def _send(self, data: bytes) -> None:
-        if self.state != self.STATE_OPEN:
-            return
-        if self.write_paused:
-            self.pending_bytes += len(data)
-            if self.pending_bytes > MAX_PENDING_BYTES:
-                self._log.warn(
-                    "station {station_id} does not read its socket: dropping the connection",
-                    station_id=self.station_id,
-                    sid=self.sid,
-                )
-                self.dropConnection(abort=True)
-                return
-        self.sendMessage(data)
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(data)
 
     def _cancel_timer(self, name: str) -> None:
         timer = self._timers.pop(name, None)
@@ -421,7 +505,9 @@ class StationFactory(WebSocketServerFactory):
         if not path.startswith(self.prefix):
             return None
         station_id = unquote(path[len(self.prefix) :])
-        return station_id if STATION_ID.match(station_id) else None
+        if station_id in (".", "..") or not STATION_ID.match(station_id):
+            return None  # dot segments would make env.url name another path once normalized
+        return station_id
 
     def choose_subprotocol(self, offered: Iterable[str]) -> str | None:
         """The first subprotocol the station offered that this gateway serves."""

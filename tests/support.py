@@ -44,6 +44,9 @@ from ocppcable.service import makeService
 
 TIMEOUT = 10.0
 
+#: the checkout's root directory
+ROOT = Path(__file__).resolve().parents[1]
+
 #: the installed ``twistd`` script, next to this Python
 TWISTD = [str(Path(sys.executable).with_name("twistd"))]
 
@@ -77,14 +80,16 @@ async def wait_for(predicate: Callable[[], Any], reactor: Any, timeout: float = 
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port (never the machine's own Redis)."""
+    """A private redis-server on a free loopback port (never the machine's own Redis), asking
+    for ``password`` when one is given (:meth:`command` logs in with it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (.ci/run installs it)")
         self.binary = binary
-        self.port = free_port()
+        self.port = free_port() if port is None else port
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="ocppcable-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -101,6 +106,7 @@ class RedisServer:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", self.dir,
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -120,9 +126,20 @@ class RedisServer:
             self.process.wait(TIMEOUT)
             self.process = None
 
+    def connection(self) -> socket.socket:
+        """A new connection, logged in when the server asks for a password."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        if self.password:
+            s.sendall(b"AUTH %s\r\n" % self.password.encode())
+            reply = s.recv(5)
+            if reply != b"+OK\r\n":
+                s.close()
+                raise RuntimeError(f"AUTH refused: {reply!r}")
+        return s
+
     def command(self, *args: str) -> Any:
         """One command over a short-lived connection (RESP2, replies parsed minimally)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+        with self.connection() as s:
             out = [f"*{len(args)}\r\n".encode()]
             for arg in args:
                 data = arg.encode()
@@ -139,7 +156,7 @@ class RedisServer:
         return self.command("PUBLISH", channel, body)
 
     def subscribers(self, channel: str) -> int:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+        with self.connection() as s:
             s.sendall(b"PUBSUB NUMSUB %s\r\n" % channel.encode())
             lines = s.makefile("rb")
             lines.readline()  # *2
@@ -343,6 +360,32 @@ async def raw_socket(url: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)) -> 
     return await websockets.connect(url, subprotocols=list(subprotocols), open_timeout=TIMEOUT)
 
 
+def upgrade_request(path: str, host: str = "localhost", *extra: str) -> bytes:
+    """A WebSocket upgrade request for ``path`` offering ocpp1.6, with ``extra`` header lines."""
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: ocpp1.6",
+        *extra,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def http_status(port: int, request: bytes) -> int:
+    """Send raw ``request`` bytes to the gateway and return the status code of its answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        status = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        return int(status.split()[1])
+    finally:
+        writer.close()
+
+
 # --- HTTP: an AnyCable HTTP RPC backend, a client for the HTTP broadcaster ------------------------
 
 
@@ -432,6 +475,40 @@ class HTTPBackend(Resource):
 def http_client(reactor: Any) -> HTTPClient:
     """A treq client whose connections do not outlive a request (no idle sockets after tests)."""
     return HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+
+
+# --- a fresh checkout ----------------------------------------------------------------------------
+
+
+def fresh_copy(destination: Path) -> None:
+    """The repository's files (tracked, and new ones not ignored) as they are now."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # not a file deleted in the work tree
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment (pip's settings included) without anything that would
+    configure the gateway or point at this test run's virtualenv."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANYCABLE_", "OCPPCABLE_"))
+        and name not in ("PORT", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
+    if sys.prefix != sys.base_prefix:  # run from a virtualenv: "python3" must not be its own
+        ours = str(Path(sys.prefix) / "bin")
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != ours)
+    return env
 
 
 # --- TLS ------------------------------------------------------------------------------------------

@@ -155,6 +155,11 @@ def test_decode_transmission(text: str, expected: dict[str, Any]) -> None:
         '{"command":null}',
         '{"command":["Ack"]}',
         '{"type":"unknown"}',
+        # what cannot reach a station as standard JSON and UTF-8
+        '{"command":"Ack","id":"1","payload":{"x":NaN}}',
+        '{"command":"Ack","id":"1","payload":{"x":1e400}}',
+        '{"command":"Ack","id":"1","payload":{"x":"\\ud800"}}',
+        '{"command":"Ack","id":"1","payload":' + "[" * 40 + "]" * 40 + "}",
     ],
 )
 def test_malformed_transmission(text: str) -> None:

@@ -7,6 +7,7 @@ import json
 import random
 import time
 
+import pytest
 import pytest_twisted
 import websockets
 from ocpp.v16 import call
@@ -281,3 +282,81 @@ async def _drain(ws) -> None:
             pass
     except websockets.ConnectionClosed:
         pass
+
+
+@pytest.fixture
+def failures():
+    """Tracebacks logged during the test (``log.failure``: critical events with a failure)."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict] = []
+
+    def observer(event: dict) -> None:
+        if "log_failure" in event:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    yield events
+    globalLogPublisher.removeObserver(observer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_lone_surrogate_is_refused_and_the_session_goes_on(
+    start_gateway, backend, redis_server, failures
+):
+    gateway = await _gateway(start_gateway, backend, redis_server)
+
+    async def scenario():
+        ws = await raw_socket(gateway.url("CP-SUR"))
+        assert (await _exchange(ws, [2, "b", "BootNotification", BOOT]))[0] == 3
+        # json.dumps writes the lone surrogate as the escape "\ud800"
+        reply = await _exchange(ws, [2, "s1", "DataTransfer", {"vendorId": "\ud800"}])
+        assert reply[:3] == [4, "s1", "FormationViolation"]
+        reply = await _exchange(ws, [2, "\udfff", "DataTransfer", {"vendorId": "v"}])
+        assert reply[:3] == [4, "-1", "FormationViolation"]  # never echoed back
+        # the session goes on: the next CALL reaches the backend and is answered at once
+        started = time.monotonic()
+        reply = await _exchange(ws, [2, "s2", "DataTransfer", {"vendorId": "v"}])
+        assert reply == [3, "s2", {"status": "Accepted"}] and time.monotonic() - started < 2
+        await ws.close()
+
+    await aio(scenario())
+    assert [c.data["id"] for c in backend.recorded("message", "data_transfer")] == ["s2"]
+    assert not failures
+
+
+@pytest_twisted.ensureDeferred
+async def test_deep_nesting_is_refused_and_counted(start_gateway, backend, redis_server, failures):
+    gateway = await _gateway(start_gateway, backend, redis_server)
+    deep = "[" * 30_000 + "]" * 30_000  # 60 KB, under the frame size limit
+
+    async def scenario():
+        ws = await raw_socket(gateway.url("CP-DEEP"))
+        nested = '[2,"d1","DataTransfer",{"vendorId":"v","data":' + deep + "}]"
+        reply = await _exchange(ws, nested)
+        assert reply[:3] == [4, "d1", "FormationViolation"]
+        for _ in range(2):  # the third malformed frame in a row closes the connection
+            assert (await _exchange(ws, deep))[:3] == [4, "-1", "FormationViolation"]
+        assert (await _closed(ws))[0] == 1002
+
+    await aio(scenario())
+    assert not backend.calls and not failures
+
+
+@pytest_twisted.ensureDeferred
+async def test_non_finite_numbers_never_reach_the_backend(start_gateway, backend, redis_server):
+    gateway = await _gateway(start_gateway, backend, redis_server)
+
+    async def scenario():
+        ws = await raw_socket(gateway.url("CS-NAN"), ("ocpp2.0.1",))
+        for uid, number in (("n1", "NaN"), ("n2", "1e400"), ("ok", "1e300"), ("n3", "-Infinity")):
+            frame = f'[2,"{uid}","DataTransfer",{{"vendorId":"v","data":{number}}}]'
+            reply = await _exchange(ws, frame)
+            assert (
+                reply[:2] == [3, "ok"] if uid == "ok" else reply[:3] == [4, uid, "FormatViolation"]
+            )
+        await ws.close()
+
+    await aio(scenario())
+    sent = [c.request.data for c in backend.recorded("message", "data_transfer")]
+    assert len(sent) == 1 and json.loads(sent[0])["payload"]["data"] == 1e300  # standard JSON

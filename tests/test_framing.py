@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.framing import (
@@ -215,3 +217,124 @@ def test_round_trip(message: framing.Message) -> None:
             message.unique_id, message.code, message.description, message.details
         )
     assert framing.parse(text) == message
+
+
+# --- text that JSON allows but nothing downstream can carry (issue 12, items 3-5) -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "unique_id"),
+    [
+        # a lone surrogate cannot be encoded as UTF-8: not to the backend, not echoed back
+        ('[2,"1","DataTransfer",{"vendorId":"\\ud800"}]', "1"),
+        ('[2,"1","DataTransfer",{"vendorId":"a\\udfffb"}]', "1"),
+        ('[2,"1","DataTransfer",{"\\udc00":"key"}]', "1"),
+        ('[2,"1","DataTransfer",{"data":["\\uDBFF"]}]', "1"),
+        ('[3,"1",{"status":"\\ud800"}]', "1"),
+        ('[2,"\\ud800","Heartbeat",{}]', UNKNOWN_ID),  # never echoed back
+        ('[2,"1","\\ud800",{}]', "1"),
+        # NaN, infinities and numbers beyond a double are not JSON
+        ('[2,"1","DataTransfer",{"vendorId":"v","data":NaN}]', "1"),
+        ('[2,"1","DataTransfer",{"vendorId":"v","data":Infinity}]', "1"),
+        ('[2,"1","DataTransfer",{"vendorId":"v","data":-Infinity}]', "1"),
+        ('[2,"1","DataTransfer",{"vendorId":"v","data":1e400}]', "1"),
+        ('[2,"1","DataTransfer",{"vendorId":"v","data":[-1.5e999]}]', "1"),
+        ("[2,NaN]", UNKNOWN_ID),
+        # nesting beyond MAX_DEPTH, refused before the parser recurses into it
+        ("[" * 30_000 + "]" * 30_000, UNKNOWN_ID),
+        ('[2,"deep","DataTransfer",{"data":' + "[" * 40 + "]" * 40 + "}]", "deep"),
+        ('[2,"deep","DataTransfer",{"data":' + '{"a":' * 40 + "1" + "}" * 40 + "}]", "deep"),
+        ("[" * 30_000, UNKNOWN_ID),  # not even closed
+    ],
+    ids=lambda v: v[:60],
+)
+def test_parse_refuses_what_cannot_be_carried(text: str, unique_id: str) -> None:
+    with pytest.raises(FrameError) as info:
+        framing.parse(text)
+    assert (info.value.kind, info.value.unique_id) == (ErrorKind.FORMAT, unique_id)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a surrogate pair is one character, and an escaped backslash is no escape
+        '[2,"1","DataTransfer",{"vendorId":"\\ud83d\\ude00"}]',
+        '[2,"1","DataTransfer",{"vendorId":"\\\\ud800"}]',
+        # brackets inside strings do not count as nesting
+        '[2,"1","DataTransfer",{"vendorId":"' + "[" * 100 + '"}]',
+        '[2,"1","DataTransfer",{"vendorId":"\\"' + "{" * 100 + '"}]',
+        # exactly MAX_DEPTH levels (frame, payload, arrays), and many brackets side by side
+        '[2,"1","DataTransfer",{"data":'
+        + "[" * (framing.MAX_DEPTH - 2)
+        + "]" * (framing.MAX_DEPTH - 2)
+        + "}]",
+        '[2,"1","MeterValues",{"v":[' + ",".join(["[1.5e300,{}]"] * 100) + "]}]",
+    ],
+    ids=lambda v: v[:60],
+)
+def test_parse_accepts_what_can_be_carried(text: str) -> None:
+    assert isinstance(framing.parse(text), Call)
+
+
+def test_surrogate_pair_is_read_as_one_character() -> None:
+    message = framing.parse('[2,"1","DataTransfer",{"vendorId":"\\ud83d\\ude00"}]')
+    assert message.payload == {"vendorId": "\U0001f600"}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_encoders_never_write_non_standard_json(value: float) -> None:
+    with pytest.raises(ValueError):
+        framing.encode_call("1", "DataTransfer", {"data": value})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["NaN", '{"a":Infinity}', '"\\ud800"', "[" * 33 + "]" * 33, "{", '{"a":1e400}'],
+)
+def test_loads_refuses_with_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        framing.loads(text)
+
+
+def test_loads_reads_standard_json() -> None:
+    assert framing.loads('{"a":[1,2.5,"\\u00e9",null,true]}') == {"a": [1, 2.5, "é", None, True]}
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.text())
+@settings(max_examples=300)
+def test_parse_of_any_text_returns_or_refuses(text: str) -> None:
+    """Whatever the text (lone surrogates included: a str can hold them), parse returns a
+    message or raises FrameError; a uniqueId it reports can be encoded."""
+    try:
+        framing.parse(text)
+    except FrameError as e:
+        assert framing.is_unicode(e.unique_id)
+
+
+@given(_json)
+@settings(max_examples=300)
+def test_parse_accepts_every_standard_payload_and_the_frame_encodes(payload: object) -> None:
+    frame = json.dumps([2, "1", "DataTransfer", {"data": payload}], ensure_ascii=True)
+    try:
+        message = framing.parse(frame)
+    except FrameError as e:
+        # refused only for what cannot be carried
+        assert e.kind is ErrorKind.FORMAT
+        assert framing.too_deep(frame) or "surrogate" in e.description
+        return
+    text = framing.encode_call(message.unique_id, message.action, message.payload)
+    text.encode("utf-8")  # never a lone surrogate
+    assert json.loads(text) == json.loads(frame)

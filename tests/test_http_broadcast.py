@@ -7,17 +7,13 @@ import json
 import pytest
 import pytest_twisted
 from ocpp.v16 import call
-from twisted.internet.defer import ensureDeferred, fail, succeed
+from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
-from twisted.logger import formatEvent
 from twisted.python.usage import UsageError
 from zope.interface.verify import verifyObject
 
 from ocppcable import keys
 from ocppcable.broadcast.interface import IBroadcaster
-from ocppcable.broadcast.publication import MalformedPublication
-from ocppcable.broadcast.relay import ClusterRelay
-from ocppcable.metrics import NoMetrics
 from ocppcable.options import Options
 from ocppcable.service import makeService
 from tests.support import TIMEOUT, aio, free_port, http_client, open_station, wait_for
@@ -203,7 +199,7 @@ def test_invalid_broadcast_options(args, flag):
         _options("--broadcast-adapter=http", *args)
 
 
-# --- in a cluster: relayed through Redis to every node (broadcast/relay.py) -----------------------
+# --- in a cluster: relayed through Redis to every node (cluster/relay.py) -------------------------
 
 
 @pytest.mark.parametrize("adapters", ["http,redis", "http,redisx"])
@@ -246,40 +242,3 @@ async def test_without_redis_a_broadcast_reaches_this_nodes_stations(keyed_gatew
         "--broadcast-adapter=http,redis", f"--redis-url=redis://127.0.0.1:{free_port()}"
     )
     await _trigger_reaches_the_station(gateway, reactor)
-
-
-class _Publisher:
-    connected = True
-
-    def __init__(self, error=None):
-        self.error = error
-        self.published = []
-
-    def publish(self, channel, message):
-        self.published.append((channel, message))
-        return fail(self.error) if self.error else succeed(1)
-
-
-def test_a_relay_that_failed_after_sending_is_not_delivered_here_too(fail_on_logged_errors):
-    local = []
-    publisher = _Publisher(ConnectionError("lost"))
-    relay = ClusterRelay(publisher, lambda *a: local.append(a), NoMetrics(), "__ch__", "__int__")
-    body = json.dumps([TRIGGER, {"bad": 1}, RESET])
-    assert relay.dispatch(body, "http") == 0
-    [logged] = fail_on_logged_errors
-    assert "could not relay a broadcast from http" in formatEvent(logged)
-    fail_on_logged_errors.clear()
-    # Redis may have taken it: delivering it here as well could run a command twice
-    assert local == []
-    [(channel, message)] = publisher.published
-    assert channel == "__ch__" and json.loads(message) == [TRIGGER, RESET]  # the bad item left out
-
-
-def test_the_relay_fans_out_on_stream_channels_without_the_legacy_channel():
-    publisher = _Publisher()
-    relay = ClusterRelay(publisher, lambda *a: 0, NoMetrics(), None, "__int__")
-    disconnect = {"command": "disconnect", "payload": {"identifier": "x", "reconnect": True}}
-    relay.dispatch(json.dumps([TRIGGER, disconnect]), "http")
-    assert [channel for channel, _ in publisher.published] == ["ocpp:ev/CP-1", "__int__"]
-    with pytest.raises(MalformedPublication):
-        relay.dispatch(b"not json", "http")

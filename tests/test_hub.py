@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ocppcable.broadcast.publication import MalformedPublication
 from ocppcable.hub import Hub
+from ocppcable.publication import MalformedPublication
 
 RESET = {"command": "Reset", "payload": {"type": "Soft"}}
 

@@ -78,6 +78,10 @@ async def test_sigterm_closes_every_station_and_makes_every_disconnect(backend, 
         assert await aio(closed()) == {1001}
         code = await deferLater(reactor, 0, process.wait, TIMEOUT)
         assert code == 0
+        # the log names the code the gateway sent, not the one the station echoed
+        assert "CP-000 disconnected (code 1001, going away; closed by the gateway)" in (
+            process.stdout.read()
+        )
         disconnected = {
             json.loads(c.request.identifiers)["station_id"] for c in backend.recorded("disconnect")
         }

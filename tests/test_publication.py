@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ocppcable.broadcast import publication
-from ocppcable.broadcast.publication import MalformedPublication, Publication, RemoteDisconnect
+from ocppcable import publication
+from ocppcable.publication import MalformedPublication, Publication, RemoteDisconnect
 
 RESET = '{"command":"Reset","payload":{"type":"Soft"}}'
 
@@ -106,6 +106,10 @@ def test_parse_utf8_bytes() -> None:
         "[[]]",
         '[{"stream":"s","data":"x"}, 5]',
         '[{"stream":"s","data":"x"}, {"stream":"s"}]',
+        # what cannot reach a station as standard JSON and UTF-8
+        '{"stream":"s","data":{"command":"Reset","payload":{"x":Infinity}}}',
+        '{"stream":"s","data":{"command":"Reset","payload":{"x":"\\udfff"}}}',
+        '{"stream":"s","data":' + "[" * 40 + "]" * 40 + "}",
     ],
 )
 def test_malformed(body: str | bytes) -> None:
@@ -137,3 +141,39 @@ def test_single_item_is_never_skipped() -> None:
     with pytest.raises(MalformedPublication):
         publication.parse('{"stream":"s"}', skipped)
     assert skipped == []
+
+
+class _Counted:
+    def __init__(self) -> None:
+        self.counted: list[tuple[str, str, int]] = []
+
+    def broadcast(self, source: str, outcome: str, stations: int) -> None:
+        self.counted.append((source, outcome, stations))
+
+
+def test_accept_counts_a_body_that_is_not_a_publication_as_dropped() -> None:
+    metrics = _Counted()
+    with pytest.raises(MalformedPublication):
+        publication.accept("not json", "http", metrics)
+    assert metrics.counted == [("http", "dropped", 0)]
+
+
+def test_accept_logs_and_leaves_out_bad_items_of_a_batch(warnings: list[str]) -> None:
+    metrics = _Counted()
+    body = json.dumps([{"stream": "s", "data": "{}"}, {"no": "stream"}])
+    assert publication.accept(body, "redis", metrics) == [Publication("s", "{}")]
+    assert metrics.counted == []
+    [warning] = warnings
+    assert "dropped a malformed publication of a batch from redis" in warning
+
+
+def test_pubsub_message() -> None:
+    item = Publication("ocpp:ev/1", "{}", {"exclude_socket": "abc"})
+    assert publication.pubsub_message(item, "internal") == (
+        "ocpp:ev/1",
+        '{"stream":"ocpp:ev/1","data":"{}","meta":{"exclude_socket":"abc"}}',
+    )
+    assert publication.pubsub_message(RemoteDisconnect("ident", False), "internal") == (
+        "internal",
+        '{"command":"disconnect","payload":{"identifier":"ident","reconnect":false}}',
+    )

@@ -16,7 +16,6 @@ import pytest
 import pytest_twisted
 from ocpp.v16 import call
 
-from ocppcable.broadcast.publication import MalformedPublication
 from ocppcable.broadcast.redisx import (
     INTERNAL_CHANNEL,
     RedisXBroadcaster,
@@ -28,6 +27,7 @@ from ocppcable.broadcast.redisx import (
     read_entries,
 )
 from ocppcable.options import Options
+from ocppcable.publication import MalformedPublication
 from tests.support import RedisServer, aio, open_station, wait_for
 
 TRIGGER = {"command": "TriggerMessage", "payload": {"requestedMessage": "Heartbeat"}}

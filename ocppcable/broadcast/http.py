@@ -11,7 +11,7 @@ from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.broadcast.publication import MalformedPublication
+from ocppcable.publication import MalformedPublication
 from ocppcable.web import QuietSite, mount
 
 log = Logger()

@@ -15,7 +15,6 @@ claimed by another node once idle for :attr:`RedisXBroadcaster.claim_idle` secon
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -29,9 +28,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ocppcable.broadcast import publication
+from ocppcable import publication
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, start_connecting
+from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory, WatchedFactory
 
 if TYPE_CHECKING:
     from ocppcable.hub import Hub
@@ -43,8 +42,6 @@ INTERNAL_CHANNEL = "__anycable_internal__"
 
 #: an entry's id and its ``payload`` field (None when it has none, or was deleted meanwhile)
 Entry = tuple[str, Any]
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def consumer_name() -> str:
@@ -88,17 +85,6 @@ def idle_consumers(reply: list[list[Any]], idle_ms: int) -> list[str]:
     return [c["name"] for c in consumers if c.get("pending") == 0 and c.get("idle", 0) > idle_ms]
 
 
-def pubsub_message(item: publication.Item, internal: str) -> tuple[str, str]:
-    """The pub/sub channel and message that bring ``item`` to the nodes holding its stream."""
-    if isinstance(item, publication.RemoteDisconnect):
-        payload = {"identifier": item.identifiers, "reconnect": item.reconnect}
-        return internal, _encode({"command": "disconnect", "payload": payload})
-    fields: dict[str, Any] = {"stream": item.stream, "data": item.data}
-    if item.meta:
-        fields["meta"] = item.meta
-    return item.stream, _encode(fields)
-
-
 def fan_out(
     payload: str | bytes | None,
     internal: str,
@@ -106,36 +92,30 @@ def fan_out(
 ) -> list[tuple[str, str]]:
     """The pub/sub messages, ``(channel, JSON)``, that bring an entry's payload to every node.
 
-    Raises :class:`~ocppcable.broadcast.publication.MalformedPublication` for a payload that is
+    Raises :class:`~ocppcable.publication.MalformedPublication` for a payload that is
     not a publication; bad items of a batch are appended to ``skipped``.
     """
     if payload is None:
         raise publication.MalformedPublication("entry has no payload field")
-    return [pubsub_message(item, internal) for item in publication.parse(payload, skipped)]
+    return [
+        publication.pubsub_message(item, internal) for item in publication.parse(payload, skipped)
+    ]
 
 
-class _Reader(txredisapi.RedisProtocol):
-    factory: _ReaderFactory
-
-    @inlineCallbacks
-    def connectionMade(self) -> Any:
-        yield super().connectionMade()
-        if self.connected:
-            self.factory.owner.reader_ready(self)
-
-    def connectionLost(self, why: Any) -> None:
-        super().connectionLost(why)
-        self.factory.owner.reader_lost(self)
+_Reader = txredisapi.RedisProtocol
 
 
-class _ReaderFactory(txredisapi.RedisFactory):
-    protocol = _Reader
-    initialDelay = 0.5
-    maxDelay = 5
-
+class _ReaderFactory(WatchedFactory):
     def __init__(self, owner: RedisXBroadcaster) -> None:
-        super().__init__(None, None, 1, isLazy=True, convertNumbers=False)
+        super().__init__()
         self.owner = owner
+
+    def connection_ready(self, conn: _Reader) -> None:
+        super().connection_ready(conn)
+        self.owner.reader_ready(conn)
+
+    def connection_lost(self, conn: _Reader) -> None:
+        self.owner.reader_lost(conn)
 
 
 @implementer(IBroadcaster)
@@ -163,21 +143,21 @@ class RedisXBroadcaster(Service):
     def __init__(
         self,
         reactor: Any,
-        url: str,
+        redis: RedisLink,
         stream: str,
         hub: Hub,
         dispatch: Dispatch,
         internal: str = INTERNAL_CHANNEL,
     ) -> None:
         self.reactor = reactor
-        self.url = url
+        self.redis = redis
         self.stream = stream
         self.hub = hub
         self.dispatch = dispatch
         self.internal = internal
         self.consumer = consumer_name()
         self.description = f"redisx stream {stream!r} (group {GROUP}, consumer {self.consumer})"
-        self._factories: list[txredisapi.RedisFactory] = []
+        self._factories: list[WatchedFactory] = []
         self._reader: _Reader | None = None
         self._subscriber: Subscriber | None = None
         self._pause: Deferred[None] | None = None
@@ -192,14 +172,7 @@ class RedisXBroadcaster(Service):
         super().startService()
         self._factories = [_ReaderFactory(self), SubscriberFactory(self)]
         for factory in self._factories:
-            start_connecting(
-                factory,
-                self.reactor,
-                self.url,
-                lambda f: log.error(
-                    "redisx: cannot use Redis: {reason}", reason=f.getErrorMessage()
-                ),
-            )
+            self.redis.connect(factory)  # it logs outages
 
     def stopService(self) -> Any:
         super().stopService()
@@ -249,8 +222,7 @@ class RedisXBroadcaster(Service):
 
     def reader_lost(self, conn: _Reader) -> None:
         if self._reader is conn:
-            self._reader = None
-            log.warn("redisx: lost the Redis connection of the stream reader: reconnecting")
+            self._reader = None  # the link logs the outage; the next connection reads on
 
     @inlineCallbacks
     def _read(self, conn: _Reader) -> Any:
@@ -394,14 +366,14 @@ class RedisXBroadcaster(Service):
                 "redisx: subscribed to {count} pub/sub channel(s)", count=len(channels)
             )
         )
-        return d.addErrback(self._subscription_failed)
+        return d  # the factory handles a failure
 
     def subscriber_lost(self, conn: Subscriber) -> None:
         if self._subscriber is conn:
             self._subscriber = None
-            log.warn(
-                "redisx: lost the Redis pub/sub connection: reconnecting (publications sent "
-                "meanwhile do not reach this node's stations)"
+            log.info(
+                "redisx: publications sent while the pub/sub connection is down do not reach "
+                "this node's stations"
             )
 
     def _stream_added(self, stream: str) -> None:

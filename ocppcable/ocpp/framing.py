@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +27,40 @@ _ARITY = {CALL: 4, CALLRESULT: 3, CALLERROR: 5, CALLRESULTERROR: 5, SEND: 4}
 
 MAX_UNIQUE_ID = 36
 UNKNOWN_ID = "-1"
+#: arrays and objects nested deeper than this (the frame's own array is level 1) are refused
+#: before parsing: the parser recurses once per level
+MAX_DEPTH = 32
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode
+
+class _NonFinite(ValueError):
+    """``NaN``, ``Infinity`` or a number too large for a double: not JSON (RFC 8259 §6)."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NonFinite(text)
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise _NonFinite(text)
+
+
+#: encoders refuse NaN and infinities (``allow_nan=False``): what we send is always standard JSON
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_decode = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant).decode
+#: the standard library's lenient reading, only to find the uniqueId of a frame refused for a
+#: non-finite number
+_decode_lenient = json.JSONDecoder().decode
+
+#: a string between double quotes, its escapes included
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+#: a ``\uD800``-``\uDFFF`` escape: JSON text can only put a surrogate into a string this way
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: the uniqueId at the start of a frame, to answer one that cannot be parsed as a whole
+_HEAD = re.compile(rf'\s*\[\s*[0-9]+\s*,\s*"([^"\\]{{1,{MAX_UNIQUE_ID}}})"')
 
 
 class ErrorKind(enum.Enum):
@@ -100,23 +133,93 @@ Message = Call | CallResult | CallError | CallResultError | Send
 
 
 def _unique_id(frame: list[Any]) -> str:
-    if len(frame) > 1 and isinstance(frame[1], str) and 0 < len(frame[1]) <= MAX_UNIQUE_ID:
+    if (
+        len(frame) > 1
+        and isinstance(frame[1], str)
+        and 0 < len(frame[1]) <= MAX_UNIQUE_ID
+        and is_unicode(frame[1])
+    ):
         return frame[1]
     return UNKNOWN_ID
+
+
+def is_unicode(text: str) -> bool:
+    """``text`` has no lone surrogate, so it can be encoded as UTF-8 (sent on, or echoed)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return not is_unicode(value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """JSON ``text`` nests arrays and objects more than ``limit`` levels deep. Cheap for the
+    usual frame: only one with more than ``limit`` brackets is scanned, outside its strings."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def loads(text: str) -> Any:
+    """JSON ``text`` as Python values, by the rules :func:`parse` applies to frames; raises
+    ``ValueError`` for anything else (for backend transmissions and broadcasts)."""
+    if too_deep(text):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    value = _decode(text)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise ValueError("text with a lone surrogate (not Unicode)")
+    return value
+
+
+def _head_id(text: str) -> str:
+    match = _HEAD.match(text)
+    return match.group(1) if match else UNKNOWN_ID
 
 
 def parse(text: str, types: frozenset[int] = CORE_TYPES) -> Message:
     """Parse one OCPP-J text frame or raise :class:`FrameError`.
 
     ``types`` are the message type ids the version knows (:data:`TYPES_21` for OCPP 2.1).
+    Text that JSON allows but nothing downstream can carry is refused as ``FORMAT``: a lone
+    surrogate (``"\\ud800"``: not encodable as UTF-8), ``NaN``/``Infinity``/``1e400`` (not
+    JSON at all, though Python reads it), nesting deeper than :data:`MAX_DEPTH`.
     """
+    if too_deep(text):
+        raise FrameError(ErrorKind.FORMAT, _head_id(text), f"nested deeper than {MAX_DEPTH} levels")
+    problem = None
     try:
-        frame = _decode(text)
+        try:
+            frame = _decode(text)
+        except _NonFinite:
+            problem = "non-finite number (NaN, Infinity or out of range)"
+            frame = _decode_lenient(text)  # for its uniqueId, when valid but for the numbers
     except ValueError:
         raise FrameError(ErrorKind.RPC_FRAMEWORK, UNKNOWN_ID, "frame is not valid JSON") from None
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(frame):
+        problem = "text with a lone surrogate (not Unicode)"
     if not isinstance(frame, list) or not frame:
         raise FrameError(ErrorKind.RPC_FRAMEWORK, UNKNOWN_ID, "frame is not a JSON array")
     unique_id = _unique_id(frame)
+    if problem is not None:
+        raise FrameError(ErrorKind.FORMAT, unique_id, problem)
     type_id = frame[0]
     if not isinstance(type_id, int) or isinstance(type_id, bool):
         raise FrameError(ErrorKind.RPC_FRAMEWORK, unique_id, "message type id is not an integer")

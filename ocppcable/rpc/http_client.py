@@ -1,118 +1,155 @@
-"""AnyCable RPC over HTTP: ``POST <base>/connect|command|disconnect`` with the messages as JSON."""
+"""AnyCable RPC over HTTP: ``POST <base>/connect|command|disconnect`` with the messages as JSON,
+over the keep-alive connection pool of :mod:`ocppcable.rpc.http1`."""
 
 from __future__ import annotations
 
 import json
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
+from urllib.parse import urlsplit
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
-from OpenSSL import SSL
-from treq.client import HTTPClient
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.error import ConnectError, ConnectingCancelledError, ConnectionClosed
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import RequestTransmissionFailed, ResponseFailed
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
-from twisted.web.http import PotentialDataLoss
 from zope.interface import implementer
 
 from ocppcable.metrics import IMetrics
 from ocppcable.protos.rpc_pb2 import CommandResponse, ConnectionResponse, DisconnectResponse
 from ocppcable.rpc.breaker import CircuitBreaker, State
+from ocppcable.rpc.http1 import (
+    BadResponse,
+    ConnectionLost,
+    HTTP1Pool,
+    RequestNotSent,
+    Response,
+    TLSFailed,
+)
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.rpc.policy import CallPolicy
 
 log = Logger()
 
-#: base backoff for transport errors (AnyCable retries them as gRPC UNAVAILABLE: 100 ms × 2^n)
+#: base backoff for a request that did not reach the backend (AnyCable retries transport errors
+#: as gRPC UNAVAILABLE: 100 ms × 2^n)
 _BACKOFF = 0.1
 
-#: failures of the connection itself: the backend may not have seen the request, so retry
-_TRANSPORT_ERRORS = (ConnectError, ConnectionClosed, ResponseFailed, RequestTransmissionFailed)
-
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode
 
 
 def _classify(error: BaseException) -> float | None:
-    if isinstance(error, _TRANSPORT_ERRORS) and not _tls_failed(error):
-        return _BACKOFF
-    return None
-
-
-def _tls_failed(error: BaseException) -> bool:
-    """The TLS handshake failed (an untrusted or mismatched certificate, no common protocol):
-    trying again cannot help."""
-    return any(reason.check(SSL.Error) for reason in getattr(error, "reasons", ()))
+    """Only a request the backend surely did not get is tried again: a Command it processed
+    and whose answer was lost must not run twice."""
+    return _BACKOFF if isinstance(error, RequestNotSent) else None
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, (ResponseFailed, RequestTransmissionFailed)):
-        reasons = "; ".join(reason.getErrorMessage() for reason in error.reasons)
-        return f"HTTP RPC backend unreachable: {reasons}"
-    if isinstance(error, _TRANSPORT_ERRORS):
+    if isinstance(error, (RequestNotSent, ConnectionLost)):
         return f"HTTP RPC backend unreachable: {error}"
+    if isinstance(error, TLSFailed):
+        return f"HTTP RPC backend TLS handshake failed: {error}"
     return repr(error)
 
 
-def _cancelled(failure: Failure) -> None:
-    """A call cancelled while connecting is a cancelled call (a timeout), not a transport error."""
-    failure.trap(ConnectingCancelledError)
-    raise CancelledError()
+def _fields(message: Message) -> dict[str, Any]:
+    fields = {}
+    for field, value in message.ListFields():  # the set fields only: zero values are omitted
+        if field.message_type is None:
+            fields[field.name] = list(value) if field.is_repeated else value
+        elif field.message_type.GetOptions().map_entry:
+            fields[field.name] = dict(value)
+        else:
+            fields[field.name] = _fields(value)
+    return fields
 
 
 def encode_request(request: Message) -> bytes:
     """AnyCable's JSON: snake_case proto field names, zero values omitted."""
-    fields = json_format.MessageToDict(
-        request, preserving_proto_field_name=True, use_integers_for_enums=True
+    return _encode(_fields(request)).encode("utf-8")
+
+
+#: per response message: its field names, and those that must be JSON arrays
+_SHAPES: dict[type[Message], tuple[frozenset[str], tuple[str, ...]]] = {
+    kind: (
+        frozenset(field.name for field in kind.DESCRIPTOR.fields),
+        tuple(field.name for field in kind.DESCRIPTOR.fields if field.is_repeated),
     )
-    return _encode(fields).encode("utf-8")
+    for kind in (ConnectionResponse, CommandResponse, DisconnectResponse)
+}
+_ENV_FIELDS = frozenset(("cstate", "istate"))
 
 
-def decode_response(method: str, body: bytes, message: Message) -> Message:
-    """Fill ``message`` from a response body; unknown fields are ignored, a missing status is
+def decode_response(method: str, body: bytes, kind: type[Message]) -> Message:
+    """A ``kind`` message from a response body; unknown fields are ignored, a missing status is
     ERROR (the zero value)."""
     try:
-        fields = json.loads(body)
+        fields = _decode(body.decode("utf-8"))
         if not isinstance(fields, dict):
             raise ValueError("not a JSON object")
-        return json_format.ParseDict(fields, message, ignore_unknown_fields=True)
-    except (ValueError, json_format.ParseError) as e:
+        known, arrays = _SHAPES[kind]
+        if not fields.keys() <= known:
+            fields = {name: value for name, value in fields.items() if name in known}
+        for name in arrays:
+            if not isinstance(fields.get(name, ()), (list, tuple)):
+                raise ValueError(f"{name} is not an array")
+        env = fields.get("env")
+        if isinstance(env, dict) and not env.keys() <= _ENV_FIELDS:
+            fields["env"] = {name: value for name, value in env.items() if name in _ENV_FIELDS}
+        return kind(**fields)
+    except (ValueError, TypeError) as e:
         raise RPCUnavailable(f"malformed backend response to {method}: {e}") from None
 
 
-class _BodyReader(Protocol):
-    """Collects a response body. Cancelling :attr:`done` (our timeout) closes the connection: a
-    backend that sent headers and stalled must not keep it open."""
+def _endpoint(reactor: Any, target: str, timeout: float) -> Any:
+    url = urlsplit(target)
+    host = url.hostname or ""
+    secure = url.scheme == "https"
+    port = url.port or (443 if secure else 80)
+    endpoint: Any
+    if isIPAddress(host):  # no resolution, no Happy Eyeballs delay before a refusal is final
+        endpoint = TCP4ClientEndpoint(reactor, host, port, timeout)
+    elif isIPv6Address(host):
+        endpoint = TCP6ClientEndpoint(reactor, host, port, timeout)
+    else:
+        endpoint = HostnameEndpoint(reactor, host, port, timeout)
+    if secure:  # the platform's trusted CAs and the host name, as browsers check
+        return wrapClientTLS(optionsForClientTLS(host), endpoint)
+    return endpoint
 
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.done: Deferred[bytes] = Deferred(self._abort)
 
-    def _abort(self, _: Deferred[bytes]) -> None:
-        if self.transport is not None:
-            self.transport.loseConnection()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.done.called:  # cancelled
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(b"".join(self.chunks))
-        else:
-            self.done.errback(reason)
+def _heads(target: str, key: str | None) -> dict[str, bytes]:
+    """Per method: the request up to the value of its last header, the session id."""
+    url = urlsplit(target)
+    path = url.path.rstrip("/")
+    query = "?" + url.query if url.query else ""
+    lines = [
+        f"Host: {url.netloc.rpartition('@')[2]}",
+        "Content-Type: application/json",
+        "X-Anycable-Meta-Protov: v1",
+    ]
+    if key is not None:
+        lines.append(f"Authorization: Bearer {key}")
+    headers = "\r\n".join(lines)
+    return {
+        method: f"POST {path}/{method}{query} HTTP/1.1\r\n{headers}\r\nX-Anycable-Meta-Sid: ".encode()
+        for method in ("connect", "command", "disconnect")
+    }
 
 
 @implementer(IRPCClient)
 class HTTPRPCClient(Service):
     """Calls an AnyCable HTTP RPC server at ``target`` (e.g. ``http://localhost:3000/_anycable``)
-    over persistent connections, opened from ``startService`` on."""
+    over keep-alive connections, opened from ``startService`` on: at most ``concurrency`` of
+    them, as many as calls may be in flight."""
 
     name = "rpc"
 
@@ -130,63 +167,62 @@ class HTTPRPCClient(Service):
         self.target = target
         self.key = key
         self.concurrency = concurrency
+        self.timeout = timeout
         self.policy = CallPolicy(reactor, concurrency, timeout, metrics)
         self.breaker = breaker or CircuitBreaker(reactor)
-        self._pool: HTTPConnectionPool | None = None
-        self._http: HTTPClient | None = None
+        self._heads = _heads(target, key)
+        self._pool: HTTP1Pool | None = None
 
     def startService(self) -> None:
         super().startService()
-        self._pool = HTTPConnectionPool(self.reactor, persistent=True)
-        self._pool.maxPersistentPerHost = self.concurrency  # the policy caps calls in flight
-        # a backend's Set-Cookie must never reach another station's requests: keep no cookies
-        no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=()))
-        self._http = HTTPClient(Agent(self.reactor, pool=self._pool), cookiejar=no_cookies)
+        endpoint = _endpoint(self.reactor, self.target, self.timeout)
+        self._pool = HTTP1Pool(self.reactor, endpoint, self.concurrency)
 
-    def stopService(self) -> Deferred[None] | None:
+    def stopService(self) -> Deferred[Any] | None:
         super().stopService()
-        pool, self._pool, self._http = self._pool, None, None
-        return pool.closeCachedConnections() if pool is not None else None
+        pool, self._pool = self._pool, None
+        return pool.close() if pool is not None else None
 
-    def _headers(self, sid: str) -> dict[bytes, list[bytes]]:
-        headers = {
-            b"content-type": [b"application/json"],
-            b"x-anycable-meta-sid": [sid.encode("utf-8")],
-            b"x-anycable-meta-protov": [b"v1"],
-        }
-        if self.key is not None:
-            headers[b"authorization"] = [b"Bearer " + self.key.encode("utf-8")]
-        return headers
-
-    async def _post(self, method: str, sid: str, body: bytes, response: Message) -> Message:
-        if self._http is None:
-            raise RuntimeError("HTTP RPC client is not running")
-        url = self.target.rstrip("/") + "/" + method
-        reply = await self._http.post(
-            url, data=body, headers=self._headers(sid), allow_redirects=False, unbuffered=True
-        )
-        reader = _BodyReader()
-        reply.deliverBody(reader)  # read even on errors: the connection returns to the pool
-        content = await reader.done
-        if reply.code != 200:
-            raise RPCUnavailable(f"HTTP RPC backend answered {method} with status {reply.code}")
-        return decode_response(method, content, response)
-
-    def _call(
-        self, method: str, sid: str, request: Message, response: type[Message]
-    ) -> Deferred[Any]:
+    def _call(self, method: str, sid: str, request: Message, kind: type[Message]) -> Deferred[Any]:
         body = encode_request(request)
+        session = sid.encode("utf-8")
+        if b"\r" in session or b"\n" in session:  # a station's X-Request-Id: no header injection
+            return fail(RPCUnavailable("a session id with a line break cannot be sent"))
+        data = b"".join(
+            (
+                self._heads[method],
+                session,
+                b"\r\nContent-Length: ",
+                str(len(body)).encode("ascii"),
+                b"\r\n\r\n",
+                body,
+            )
+        )
 
         def attempt(remaining: float) -> Deferred[Message]:
+            if self._pool is None:
+                raise RuntimeError("HTTP RPC client is not running")
             generation = self.breaker.admit()
             if generation is None:
                 raise RPCUnavailable("backend unavailable (circuit open)")
-            d = ensureDeferred(self._post(method, sid, body, response()))
-            d.addErrback(_cancelled)
-            d.addTimeout(max(remaining, 0.001), self.reactor)  # headers AND body
+            d = self._pool.request(data)
+            d.addCallbacks(self._answered, self._failed, (method, kind), None, (method,))
             return d.addBoth(self._record, generation)
 
-        return self.policy.run(method.lower(), attempt, _classify, _describe)
+        return self.policy.run(method, attempt, _classify, _describe)
+
+    @staticmethod
+    def _answered(response: Response, method: str, kind: type[Message]) -> Message:
+        code, body = response
+        if code != 200:
+            raise RPCUnavailable(f"HTTP RPC backend answered {method} with status {code}")
+        return decode_response(method, body, kind)
+
+    @staticmethod
+    def _failed(failure: Failure, method: str) -> Failure:
+        if failure.check(BadResponse):
+            raise RPCUnavailable(f"malformed backend response to {method}: {failure.value}")
+        return failure
 
     def _record(self, result: Any, generation: int) -> Any:
         """Tell the breaker whether the backend answered; any HTTP response counts as up."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import txredisapi
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 
-from ocppcable.broadcast.redis import start_connecting
+from ocppcable.redis_connection import RedisLink, WatchedFactory
 
 #: seconds a PUBLISH may wait (txredisapi queues commands while Redis is away)
 PUBLISH_TIMEOUT = 2.0
@@ -20,10 +19,10 @@ class RedisPublisher(Service):
 
     name = "redis-publisher"
 
-    def __init__(self, reactor: Any, url: str) -> None:
+    def __init__(self, reactor: Any, redis: RedisLink) -> None:
         self.reactor = reactor
-        self.url = url
-        self._factory: txredisapi.RedisFactory | None = None
+        self.redis = redis
+        self._factory: WatchedFactory | None = None
 
     @property
     def connected(self) -> bool:
@@ -31,8 +30,8 @@ class RedisPublisher(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._factory = txredisapi.RedisFactory(None, None, 1, isLazy=True, convertNumbers=False)
-        start_connecting(self._factory, self.reactor, self.url)  # adapters log outages
+        self._factory = WatchedFactory()
+        self.redis.connect(self._factory)  # it logs outages
 
     def stopService(self) -> Any:
         super().stopService()

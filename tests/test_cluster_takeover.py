@@ -6,7 +6,7 @@ import json
 
 import pytest_twisted
 
-from ocppcable.broadcast.takeover import CHANNEL
+from ocppcable.cluster.takeover import CHANNEL
 from tests.support import aio, raw_socket, wait_for
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
@@ -51,12 +51,12 @@ async def _heartbeat(ws):
 
 
 def test_malformed_announcements_are_dropped():
-    from ocppcable.broadcast.publisher import RedisPublisher
-    from ocppcable.broadcast.takeover import ClusterTakeover
+    from ocppcable.cluster.publisher import RedisPublisher
+    from ocppcable.cluster.takeover import ClusterTakeover
     from ocppcable.hub import Hub
+    from ocppcable.redis_connection import RedisLink
 
-    takeover = ClusterTakeover(
-        None, "redis://localhost:1", Hub(), RedisPublisher(None, "redis://localhost:1")
-    )
+    redis = RedisLink(None, "redis://localhost:1")
+    takeover = ClusterTakeover(redis, Hub(), RedisPublisher(None, redis))
     for message in ("not json", "[]", '{"node": "x"}'):
         takeover.received(message)  # logged as a warning, nothing raised

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ocppcable import __version__
-from ocppcable.dialects.base import (
+from ocppcable.ocpp import v16
+from ocppcable.simulator.dialects.base import (
     ACCEPTED,
     CONNECTORS,
     HEARTBEAT,
@@ -20,14 +21,10 @@ from ocppcable.dialects.base import (
     Payload,
     Reply,
     Setting,
+    Station,
     Transaction,
     status_result,
 )
-from ocppcable.ocpp import v16
-
-if TYPE_CHECKING:
-    from ocppcable.simulator import StationModel
-
 
 #: TriggerMessage requests for a notification the station has nothing to report in
 IDLE_NOTIFICATIONS = frozenset({"DiagnosticsStatusNotification", "FirmwareStatusNotification"})
@@ -126,30 +123,34 @@ class V16(Dialect):
 
     # --- remote commands -------------------------------------------------------------------------
 
-    def _trigger_message(self, model: StationModel, payload: Payload) -> Payload:
+    def _trigger_message(self, station: Station, payload: Payload) -> Payload:
         requested, connector = payload["requestedMessage"], payload.get("connectorId")
         notification = {"status": "Idle"} if requested in IDLE_NOTIFICATIONS else None
-        return status_result(model.trigger(requested, connector, notification))
+        return status_result(station.trigger(requested, connector, notification))
 
-    def _reset(self, model: StationModel, payload: Payload) -> Payload:
-        return status_result(model.reset("HardReset" if payload["type"] == "Hard" else "SoftReset"))
+    def _reset(self, station: Station, payload: Payload) -> Payload:
+        return status_result(
+            station.reset("HardReset" if payload["type"] == "Hard" else "SoftReset")
+        )
 
-    def _remote_start(self, model: StationModel, payload: Payload) -> Payload:
-        started = model.remote_start(payload["idTag"], payload.get("connectorId"))
+    def _remote_start(self, station: Station, payload: Payload) -> Payload:
+        started = station.remote_start(payload["idTag"], payload.get("connectorId"))
         return status_result(ACCEPTED if started else REJECTED)
 
-    def _remote_stop(self, model: StationModel, payload: Payload) -> Payload:
-        return status_result(ACCEPTED if model.remote_stop(payload["transactionId"]) else REJECTED)
+    def _remote_stop(self, station: Station, payload: Payload) -> Payload:
+        return status_result(
+            ACCEPTED if station.remote_stop(payload["transactionId"]) else REJECTED
+        )
 
-    def _change_configuration(self, model: StationModel, payload: Payload) -> Payload:
-        status = model.change_setting(payload["key"], payload["value"])
+    def _change_configuration(self, station: Station, payload: Payload) -> Payload:
+        status = station.change_setting(payload["key"], payload["value"])
         return status_result("NotSupported" if status == UNKNOWN else status)
 
-    def _get_configuration(self, model: StationModel, payload: Payload) -> Payload:
+    def _get_configuration(self, station: Station, payload: Payload) -> Payload:
         keys = payload.get("key") or list(self.settings)
         reply: Payload = {
             "configurationKey": [
-                {"key": key, "readonly": self.settings[key].readonly, "value": model.setting(key)}
+                {"key": key, "readonly": self.settings[key].readonly, "value": station.setting(key)}
                 for key in keys
                 if key in self.settings
             ]

@@ -1,4 +1,8 @@
-"""AnyCable publications: ``{"stream","data","meta"}``, batches of them, and remote commands."""
+"""AnyCable publications: ``{"stream","data","meta"}``, batches of them, and remote commands.
+
+Every broadcast adapter and the cluster relay read broadcast bodies here, and the pub/sub
+message that carries an item to the nodes is written here too.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-_decode = json.JSONDecoder().decode
+from twisted.logger import Logger
+
+from ocppcable.metrics import IMetrics
+from ocppcable.ocpp.framing import loads as _decode
+
+log = Logger()
+
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class MalformedPublication(ValueError):
@@ -73,3 +84,34 @@ def parse(body: bytes | str, skipped: list[MalformedPublication] | None = None) 
             raise MalformedPublication("no valid publication in the batch")
         return items
     return [_item(decoded)]
+
+
+def accept(body: bytes | str, source: str, metrics: IMetrics) -> list[Item]:
+    """The items of a broadcast body from ``source``. A body that is not a publication at all is
+    counted as dropped and raises :class:`MalformedPublication`; bad items of a batch are logged
+    and left out."""
+    skipped: list[MalformedPublication] = []
+    try:
+        items = parse(body, skipped)
+    except MalformedPublication:
+        metrics.broadcast(source, "dropped", 0)
+        raise
+    for error in skipped:
+        log.warn(
+            "dropped a malformed publication of a batch from {source}: {reason}",
+            source=source,
+            reason=str(error),
+        )
+    return items
+
+
+def pubsub_message(item: Item, internal: str) -> tuple[str, str]:
+    """The pub/sub channel and message that bring ``item`` to the nodes holding its stream;
+    remote commands go on the ``internal`` channel."""
+    if isinstance(item, RemoteDisconnect):
+        payload = {"identifier": item.identifiers, "reconnect": item.reconnect}
+        return internal, _encode({"command": "disconnect", "payload": payload})
+    fields: dict[str, Any] = {"stream": item.stream, "data": item.data}
+    if item.meta:
+        fields["meta"] = item.meta
+    return item.stream, _encode(fields)

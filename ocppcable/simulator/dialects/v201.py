@@ -9,10 +9,11 @@ with a transaction id the station makes up; the settings are device-model variab
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ocppcable import __version__
-from ocppcable.dialects.base import (
+from ocppcable.ocpp import v201
+from ocppcable.simulator.dialects.base import (
     ACCEPTED,
     AVAILABLE,
     HEARTBEAT,
@@ -26,13 +27,10 @@ from ocppcable.dialects.base import (
     Payload,
     Reply,
     Setting,
+    Station,
     Transaction,
     status_result,
 )
-from ocppcable.ocpp import v201
-
-if TYPE_CHECKING:
-    from ocppcable.simulator import StationModel
 
 TOKEN_TYPE = "ISO14443"
 CONNECTOR = 1  # the one connector of every EVSE
@@ -172,27 +170,29 @@ class V201(Dialect):
 
     # --- remote commands -------------------------------------------------------------------------
 
-    def _trigger_message(self, model: StationModel, payload: Payload) -> Payload:
+    def _trigger_message(self, station: Station, payload: Payload) -> Payload:
         requested, evse = payload["requestedMessage"], payload.get("evse")
         if requested not in TRIGGERS:
             return status_result("NotImplemented")
         if evse is not None and evse.get("connectorId", CONNECTOR) != CONNECTOR:
             return status_result(REJECTED)
-        return status_result(model.trigger(requested, None if evse is None else evse["id"]))
+        return status_result(station.trigger(requested, None if evse is None else evse["id"]))
 
-    def _reset(self, model: StationModel, payload: Payload) -> Payload:
+    def _reset(self, station: Station, payload: Payload) -> Payload:
         if "evseId" in payload:  # resetting a single EVSE is optional; not simulated
             return status_result(REJECTED)
-        return status_result(model.reset("ImmediateReset", on_idle=payload["type"] == "OnIdle"))
+        return status_result(station.reset("ImmediateReset", on_idle=payload["type"] == "OnIdle"))
 
-    def _request_start(self, model: StationModel, payload: Payload) -> Payload:
-        started = model.remote_start(
+    def _request_start(self, station: Station, payload: Payload) -> Payload:
+        started = station.remote_start(
             payload["idToken"], payload.get("evseId"), payload["remoteStartId"]
         )
         return status_result(ACCEPTED if started else REJECTED)
 
-    def _request_stop(self, model: StationModel, payload: Payload) -> Payload:
-        return status_result(ACCEPTED if model.remote_stop(payload["transactionId"]) else REJECTED)
+    def _request_stop(self, station: Station, payload: Payload) -> Payload:
+        return status_result(
+            ACCEPTED if station.remote_stop(payload["transactionId"]) else REJECTED
+        )
 
     def _variable(self, data: Payload) -> tuple[str | None, str]:
         """The setting ``data`` (GetVariableData/SetVariableData) names, or None and why not."""
@@ -217,22 +217,22 @@ class V201(Dialect):
             result["attributeType"] = data["attributeType"]
         return result
 
-    def _get_variables(self, model: StationModel, payload: Payload) -> Payload:
+    def _get_variables(self, station: Station, payload: Payload) -> Payload:
         results = []
         for data in payload["getVariableData"]:
             name, status = self._variable(data)
             result = self._result(data, status)
             if name is not None:
-                result["attributeValue"] = model.setting(name)
+                result["attributeValue"] = station.setting(name)
             results.append(result)
         return {"getVariableResult": results}
 
-    def _set_variables(self, model: StationModel, payload: Payload) -> Payload:
+    def _set_variables(self, station: Station, payload: Payload) -> Payload:
         results = []
         for data in payload["setVariableData"]:
             name, status = self._variable(data)
             if name is not None:
-                status = model.change_setting(name, data["attributeValue"])
+                status = station.change_setting(name, data["attributeValue"])
             results.append(self._result(data, status))
         return {"setVariableResult": results}
 

@@ -1,16 +1,14 @@
-"""What every dialect shares: the station's records and the interface the station model uses."""
+"""What every dialect shares: the station's records, the :class:`Station` a dialect's commands
+act on, and the :class:`Dialect` interface the station model uses."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ocppcable.ocpp.catalog import Catalog
-
-if TYPE_CHECKING:
-    from ocppcable.simulator import StationModel
 
 ACCEPTED, PENDING, REJECTED, SCHEDULED = "Accepted", "Pending", "Rejected", "Scheduled"
 #: a configuration key / variable the station does not have (the dialect names it its own way)
@@ -57,7 +55,28 @@ class Transaction:
     seq_no: int = 0  # the next TransactionEvent seqNo (2.0.1)
 
 
-Command = Callable[[Any, "StationModel", Payload], Payload]
+class Station(Protocol):
+    """What a dialect's remote commands do to the station, in terms every version shares
+    (:class:`ocppcable.simulator.model.StationModel` is one)."""
+
+    def trigger(
+        self, requested: str, connector: int | None, notification: Payload | None = None
+    ) -> str: ...
+
+    def remote_start(
+        self, token: Any, connector: int | None, remote_id: int | None = None
+    ) -> bool: ...
+
+    def remote_stop(self, transaction_id: Any) -> bool: ...
+
+    def reset(self, reason: str, on_idle: bool = False) -> str: ...
+
+    def setting(self, name: str) -> str: ...
+
+    def change_setting(self, name: str, value: str) -> str: ...
+
+
+Command = Callable[[Any, Station, Payload], Payload]
 
 
 class Dialect(abc.ABC):
@@ -65,8 +84,8 @@ class Dialect(abc.ABC):
 
     A dialect builds the payloads of the station's CALLs from the model's state, reads the
     replies that carry a decision, and turns remote commands into calls of the model's
-    version-neutral operations (:meth:`StationModel.trigger`, ``remote_start``, ``remote_stop``,
-    ``reset``, ``setting``, ``change_setting``). It keeps no state of its own.
+    version-neutral operations (the :class:`Station`'s ``trigger``, ``remote_start``,
+    ``remote_stop``, ``reset``, ``setting``, ``change_setting``). It keeps no state of its own.
     """
 
     version: ClassVar[str]  # as given to --ocpp
@@ -85,9 +104,9 @@ class Dialect(abc.ABC):
     def subprotocol(self) -> str:
         return self.catalog.subprotocol
 
-    def answer(self, model: StationModel, action: str, payload: Payload) -> Payload:
+    def answer(self, station: Station, action: str, payload: Payload) -> Payload:
         """The CALLRESULT payload for a command in :attr:`commands` (already validated)."""
-        return self.commands[action](self, model, payload)
+        return self.commands[action](self, station, payload)
 
     @abc.abstractmethod
     def status_connectors(self, connectors: int) -> range:

@@ -16,10 +16,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from ocppcable.broadcast.publisher import RedisPublisher
-from ocppcable.broadcast.redis import Subscriber, SubscriberFactory, start_connecting
 from ocppcable.broadcast.redisx import consumer_name
+from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.hub import Hub
+from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory
 
 log = Logger()
 
@@ -31,9 +31,8 @@ class ClusterTakeover(Service):
 
     name = "takeover"
 
-    def __init__(self, reactor: Any, url: str, hub: Hub, publisher: RedisPublisher) -> None:
-        self.reactor = reactor
-        self.url = url
+    def __init__(self, redis: RedisLink, hub: Hub, publisher: RedisPublisher) -> None:
+        self.redis = redis
         self.hub = hub
         self.publisher = publisher
         self.node = consumer_name()
@@ -43,7 +42,7 @@ class ClusterTakeover(Service):
     def startService(self) -> None:
         super().startService()
         self._subscriber = SubscriberFactory(self)
-        start_connecting(self._subscriber, self.reactor, self.url)  # adapters log outages
+        self.redis.connect(self._subscriber)  # it logs outages
 
     def stopService(self) -> Any:
         super().stopService()

@@ -19,10 +19,9 @@ from twisted.internet.defer import gatherResults
 from twisted.logger import Logger
 
 from ocppcable.broadcast.interface import Dispatch
-from ocppcable.broadcast.publisher import RedisPublisher
-from ocppcable.broadcast.redisx import pubsub_message
-from ocppcable.hub import accept
+from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.metrics import IMetrics
+from ocppcable.publication import accept, pubsub_message
 
 log = Logger()
 
@@ -58,7 +57,7 @@ class ClusterRelay:
     def dispatch(self, body: bytes | str, source: str) -> int:
         """Relays ``body``; returns the stations reached here at once (0 when relayed: the
         nodes' subscribers deliver it). Raises
-        :class:`~ocppcable.broadcast.publication.MalformedPublication` for a body that is not a
+        :class:`~ocppcable.publication.MalformedPublication` for a body that is not a
         publication, before anything is sent."""
         if not self.publisher.connected:
             log.warn(
