@@ -28,10 +28,10 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ocppcable.cable import CommandReply, ConnectReply, DisconnectReply, Status
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp.validation import validator_for
-from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse, ConnectionResponse
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.rpc.policy import CallPolicy
 from ocppcable.service import CATALOGS
@@ -125,14 +125,14 @@ class AnsweringRPC:
         return self.policy.run(method, lambda remaining: succeed(response), lambda e: None, repr)
 
     def connect(self, sid: str, request: Any) -> Deferred[Any]:
-        return self._run("connect", request, ConnectionResponse(status=SUCCESS, identifiers="{}"))
+        return self._run("connect", request, ConnectReply(status=Status.SUCCESS, identifiers="{}"))
 
     def command(self, sid: str, request: Any) -> Deferred[Any]:
         streams = self.streams if request.command == "subscribe" else []
-        return self._run("command", request, CommandResponse(status=SUCCESS, streams=streams))
+        return self._run("command", request, CommandReply(status=Status.SUCCESS, streams=streams))
 
     def disconnect(self, sid: str, request: Any) -> Deferred[Any]:
-        return self._run("disconnect", request, CommandResponse(status=SUCCESS))
+        return self._run("disconnect", request, DisconnectReply(status=Status.SUCCESS))
 
 
 def station_factory(

@@ -14,6 +14,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ocppcable import cable
 from ocppcable.metrics import IMetrics
 from ocppcable.protos import rpc_pb2_grpc
 from ocppcable.rpc.interface import IRPCClient
@@ -176,6 +177,7 @@ class GRPCClient(Service):
         return bridge.stop() if bridge is not None else None
 
     def _call(self, method: str, sid: str, request: Any) -> Deferred[Any]:
+        """``request`` as a protobuf message: fires with the protobuf response."""
         metadata = (("sid", sid), ("protov", "v1"))
 
         def attempt(remaining: float) -> Deferred[Any]:
@@ -185,11 +187,16 @@ class GRPCClient(Service):
 
         return self.policy.run(method.lower(), attempt, _classify, _describe)
 
-    def connect(self, sid: str, request: Any) -> Deferred[Any]:
-        return self._call("Connect", sid, request)
+    def connect(self, sid: str, request: cable.ConnectRequest) -> Deferred[cable.ConnectReply]:
+        d = self._call("Connect", sid, cable.connect_request_pb(request))
+        return d.addCallback(cable.connect_reply_from_pb)
 
-    def command(self, sid: str, request: Any) -> Deferred[Any]:
-        return self._call("Command", sid, request)
+    def command(self, sid: str, request: cable.CommandRequest) -> Deferred[cable.CommandReply]:
+        d = self._call("Command", sid, cable.command_request_pb(request))
+        return d.addCallback(cable.command_reply_from_pb)
 
-    def disconnect(self, sid: str, request: Any) -> Deferred[Any]:
-        return self._call("Disconnect", sid, request)
+    def disconnect(
+        self, sid: str, request: cable.DisconnectRequest
+    ) -> Deferred[cable.DisconnectReply]:
+        d = self._call("Disconnect", sid, cable.disconnect_request_pb(request))
+        return d.addCallback(cable.disconnect_reply_from_pb)

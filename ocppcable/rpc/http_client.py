@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ocppcable import cable
 from ocppcable.metrics import IMetrics
 from ocppcable.protos.rpc_pb2 import CommandResponse, ConnectionResponse, DisconnectResponse
 from ocppcable.rpc.breaker import CircuitBreaker, State
@@ -237,11 +238,16 @@ class HTTPRPCClient(Service):
             )
         return result
 
-    def connect(self, sid: str, request: Any) -> Deferred[ConnectionResponse]:
-        return self._call("connect", sid, request, ConnectionResponse)
+    def connect(self, sid: str, request: cable.ConnectRequest) -> Deferred[cable.ConnectReply]:
+        d = self._call("connect", sid, cable.connect_request_pb(request), ConnectionResponse)
+        return d.addCallback(cable.connect_reply_from_pb)
 
-    def command(self, sid: str, request: Any) -> Deferred[CommandResponse]:
-        return self._call("command", sid, request, CommandResponse)
+    def command(self, sid: str, request: cable.CommandRequest) -> Deferred[cable.CommandReply]:
+        d = self._call("command", sid, cable.command_request_pb(request), CommandResponse)
+        return d.addCallback(cable.command_reply_from_pb)
 
-    def disconnect(self, sid: str, request: Any) -> Deferred[DisconnectResponse]:
-        return self._call("disconnect", sid, request, DisconnectResponse)
+    def disconnect(
+        self, sid: str, request: cable.DisconnectRequest
+    ) -> Deferred[cable.DisconnectReply]:
+        d = self._call("disconnect", sid, cable.disconnect_request_pb(request), DisconnectResponse)
+        return d.addCallback(cable.disconnect_reply_from_pb)

@@ -10,8 +10,8 @@ from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from ocppcable.cable import Status
 from ocppcable.metrics import IMetrics, NoMetrics
-from ocppcable.protos.rpc_pb2 import Status
 from ocppcable.rpc.interface import RPCUnavailable
 
 T = TypeVar("T")
@@ -74,8 +74,8 @@ class CallPolicy:
             self._waiting.popleft().admit()
 
 
-#: status names for metrics, without a protobuf enum lookup per call
-_STATUS_NAMES = {value: Status.Name(value) for value in Status.values()}
+#: status names for metrics, by number
+_STATUS_NAMES = {status.value: status.name for status in Status}
 
 
 class _Call:
@@ -198,7 +198,7 @@ class _Call:
         if error is None:
             try:
                 status = getattr(response, "status", 0)
-                name = _STATUS_NAMES.get(status) or Status.Name(status)
+                name = _STATUS_NAMES[status]
             except Exception:  # a status the enum does not know: a malformed response
                 self.result.errback(Failure())
                 return
