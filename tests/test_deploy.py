@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from ocppcable import __version__
-from tests.support import TIMEOUT
-from tests.test_readme import clean_environment, fresh_copy
+from tests.support import TIMEOUT, clean_environment, fresh_copy
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
 UNIT = ETC / "ocppcable.service"
