@@ -17,6 +17,7 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 from websockets.exceptions import InvalidStatus
 
+from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse
 from tests.support import (
     PKI,
     TIMEOUT,
@@ -115,6 +116,43 @@ async def test_health_turns_503_while_draining(start_gateway, backend, reactor):
     await aio(ws.wait_closed())
     assert (ws.close_code, ws.close_reason) == (1001, "going away")
     backend.disconnects_flow.set()
+    await stopping
+    assert len(backend.recorded("disconnect")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_answers_the_call_in_flight_before_closing(start_gateway, backend, reactor):
+    """Issue 12 item 9: a station is closed only once the CALL the backend is processing has
+    its answer written; CALLs after the stop began are refused."""
+    gateway = await start_gateway(
+        f"--rpc-host=127.0.0.1:{backend.port}", "--broadcast-adapter=http", "--shutdown-timeout=8"
+    )
+    release = asyncio.Event()
+    loop = asyncio.get_event_loop()
+
+    def slow(request):
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(TIMEOUT)
+        return CommandResponse(status=SUCCESS)
+
+    backend.replies["data_transfer"] = slow
+    ws = await aio(raw_socket(gateway.url("CP-INFLIGHT")))
+    await aio(_boot(ws))
+    await aio(ws.send(json.dumps([2, "d1", "DataTransfer", {"vendorId": "v"}])))
+    await wait_for(lambda: backend.recorded("message", "data_transfer"), reactor)
+    stopping = ensureDeferred(gateway.stop())
+
+    async def station():
+        await ws.send(json.dumps([2, "late", "Heartbeat", {}]))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert refused == [4, "late", "InternalError", "gateway shutting down", {}]
+        release.set()  # the backend answers the CALL in flight: its reply comes, then the close
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == [
+            3, "d1", {"status": "Accepted"}
+        ]  # fmt: skip
+        await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+        return ws.close_code
+
+    assert await aio(station()) == 1001
     await stopping
     assert len(backend.recorded("disconnect")) == 1
 
