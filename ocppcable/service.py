@@ -193,9 +193,10 @@ class Gateway(MultiService):
 
     @inlineCallbacks
     def stopService(self) -> Any:
-        """SPEC §8: refuse new stations (``/health`` 503), close the connected ones with 1001
-        spread over half of ``--shutdown-timeout``, make every Disconnect RPC, then stop the
-        listeners, broadcasters and RPC client."""
+        """The graceful stop (docs/operations.md, "Health, shutdown, restarts"): refuse new
+        stations (``/health`` 503), leave a port shared with other instances first, close the
+        connected stations with 1001 spread over half of ``--shutdown-timeout``, make every
+        Disconnect RPC, then stop the listeners, broadcasters and RPC client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
         # a port shared with other instances (reuseport:) closes first: the kernel then hands

@@ -1,7 +1,9 @@
 """The WebSocket transport: one Autobahn protocol per station, carrying out its session's effects.
 
-Everything OCPP- or AnyCable-specific lives in :mod:`ocppcable.session`; this module only turns
-network events into session events and session effects into network actions.
+The OCPP and AnyCable logic lives in :mod:`ocppcable.session`. This module checks the upgrade
+(station id, subprotocol, Host, client certificate) and builds the session's ``env`` from it
+(docs/contract.md, "Endpoints" and "Identifiers and env"); after that it only turns network
+events into session events and session effects into network actions.
 """
 
 from __future__ import annotations
