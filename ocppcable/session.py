@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_session, tests.test_session_features -*-
 """One station's session as a sans-I/O state machine.
 
 A :class:`Session` is fed events (a text frame arrived, an RPC answered or failed, a timer fired,

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cluster_takeover -*-
 """Station takeover across the cluster (docs/contract.md, "Replacement").
 
 A station that reconnects lands on whichever node the load balancer picks; its old connection

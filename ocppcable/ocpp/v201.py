@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_catalog_v2 -*-
 """OCPP 2.0.1.
 
 The module-level tables are shared with :mod:`ocppcable.ocpp.v21`, which extends them; they

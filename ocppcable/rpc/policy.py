@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_policy -*-
 """The RPC gate, retries with backoff and a per-call budget, shared by every transport.
 
 **The gate** limits the RPCs in flight to ``concurrency``, fairly across stations: each station
