@@ -120,16 +120,19 @@ def tcp_endpoint(port: int, host: str, shared: bool = False) -> str:
     return f"{kind}:{port}:interface={escaped}:backlog=1024"
 
 
+def server_endpoint(description: str) -> str:
+    """``description`` if it parses as a server endpoint string (TLS files are read as well)."""
+    try:
+        # parsing builds the endpoint object only: the reactor is not used until it listens
+        serverFromString(None, description)
+    except Exception as e:  # parsers raise ValueError, TypeError, OSError, TLS errors...
+        raise ValueError(f"cannot use {description!r}: {e}") from None
+    return description
+
+
 def server_endpoints(value: str | Sequence[str]) -> list[str]:
-    """Comma-separated server endpoint strings, each parsed now (TLS files are read as well)."""
-    descriptions = comma_list(value)
-    for description in descriptions:
-        try:
-            # parsing builds the endpoint object only: the reactor is not used until it listens
-            serverFromString(None, description)
-        except Exception as e:  # parsers raise ValueError, TypeError, OSError, TLS errors...
-            raise ValueError(f"cannot use {description!r}: {e}") from None
-    return descriptions
+    """Comma-separated server endpoint strings, each parsed now."""
+    return [server_endpoint(description) for description in comma_list(value)]
 
 
 server_endpoints.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
