@@ -11,8 +11,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python import usage
 
-from tests.support import aio, free_port, http_client, raw_socket
-from tests.test_operations import PKI
+from tests.support import PKI, aio, free_port, http_client, raw_socket
 
 
 def _parse(description: str):
