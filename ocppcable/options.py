@@ -139,8 +139,11 @@ server_endpoints.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
 
 
 def optional_endpoint(description: str) -> str | None:
-    """A server endpoint string, or None for an empty one (off)."""
-    return server_endpoint(description) if description.strip() else None
+    """One server endpoint string, or None for an empty one (off)."""
+    endpoints = server_endpoints(description)
+    if len(endpoints) > 1:
+        raise ValueError(f"one endpoint string, got {len(endpoints)}")
+    return endpoints[0] if endpoints else None
 
 
 optional_endpoint.coerceDoc = "An endpoint string; empty: off."  # type: ignore[attr-defined]

@@ -194,9 +194,11 @@ class Gateway(MultiService):
     @inlineCallbacks
     def stopService(self) -> Any:
         """The graceful stop (docs/operations.md, "Health, shutdown, restarts"): refuse new
-        stations (``/health`` 503), leave a port shared with other instances first, close the
-        connected stations with 1001 spread over half of ``--shutdown-timeout``, make every
-        Disconnect RPC, then stop the listeners, broadcasters and RPC client."""
+        stations (``/health`` 503), leave a port shared with other instances first, stop the
+        connected stations spread over half of ``--shutdown-timeout`` (each refuses new CALLs,
+        and closes with 1001 once the CALLs in flight are answered: within three quarters of the
+        timeout), make every Disconnect RPC, then stop the listeners, broadcasters and RPC
+        client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
         # a port shared with other instances (reuseport:) closes first: the kernel then hands
@@ -206,7 +208,8 @@ class Gateway(MultiService):
         stations = self.hub.stations()
         if stations:
             log.info("closing {count} station(s)", count=len(stations))
-            yield self.stations.close_all(stations, self.shutdown_timeout / 2)
+            timeout = self.shutdown_timeout
+            yield self.stations.close_all(stations, timeout / 2, within=timeout * 3 / 4)
         remaining = max(0.1, deadline - self.reactor.seconds())
         yield self.rpc.drain(remaining)
         self.rpc.stop()
@@ -270,6 +273,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         rpc_timeout=config["rpc-timeout"],
         call_timeout=config["ocpp-call-timeout"],
         max_queue=config["ocpp-max-queue"],
+        max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
     )

@@ -165,7 +165,12 @@ class StationProtocol(WebSocketServerProtocol):
         self._close(1000, "replaced")
 
     def shutdown(self) -> None:
-        self._close(1001, "going away")
+        """The gateway stops: the session refuses new CALLs and closes (1001) once the CALLs in
+        flight are answered."""
+        if self.session is None:
+            self._close(1001, "going away")
+        else:
+            self._event(self.session.shutdown)
 
     def disconnect(self, reconnect: bool) -> None:
         if self.session is not None:
@@ -451,6 +456,15 @@ class StationProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
 
 
+def _drop(stations: Sequence[StationProtocol]) -> None:
+    """The stations :meth:`StationFactory.close_all` had no time left to close: their
+    connections are cut (their Disconnect RPCs are still made)."""
+    left = [station for station in stations if not station.gone.called]
+    log.warn("{count} station(s) did not close in time: dropped", count=len(left))
+    for station in left:
+        station.dropConnection(abort=True)
+
+
 class StationFactory(WebSocketServerFactory):
     """Shared configuration and collaborators of every station connection."""
 
@@ -497,18 +511,21 @@ class StationFactory(WebSocketServerFactory):
             failByDrop=False,  # send the close code (1009, 1002, …) before dropping
         )
 
-    def close_all(self, stations: Sequence[StationProtocol], spread: float) -> Deferred[Any]:
-        """Close ``stations`` with 1001, spread evenly over ``spread`` seconds (at most 0.5 s
-        apart) so that their Disconnect RPCs and reconnects elsewhere do not come as one burst;
-        fires when all are gone or a close handshake timeout after the last one was asked."""
+    def close_all(
+        self, stations: Sequence[StationProtocol], spread: float, within: float
+    ) -> Deferred[Any]:
+        """Stop ``stations``, spread evenly over ``spread`` seconds (at most 0.5 s apart) so
+        that their Disconnect RPCs and reconnects elsewhere do not come as one burst: each
+        refuses new CALLs and closes with 1001 once its CALLs in flight are answered (within
+        ``rpc_timeout``); those still open after ``within`` seconds are dropped. Fires when
+        all are gone."""
         interval = min(0.5, spread / len(stations))
         for i, station in enumerate(stations):
             self.reactor.callLater(i * interval, station.shutdown)
+        last = interval * len(stations) + self.settings.rpc_timeout + CLOSE_TIMEOUT + 1
+        timer = self.reactor.callLater(min(last, within), _drop, stations)
         done = DeferredList([station.gone for station in stations], consumeErrors=True)
-        done.addTimeout(interval * len(stations) + CLOSE_TIMEOUT + 1, self.reactor)
-        return done.addErrback(
-            lambda _: log.warn("some stations did not close in time: dropped with the listener")
-        )
+        return done.addCallback(lambda _: timer.active() and timer.cancel())
 
     def station_id_for(self, path: str) -> str | None:
         """The station id in a request path, or None when the path is not a station's."""

@@ -15,8 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import deferLater
 
 from ocppcable.cluster.takeover import CHANNEL
-from tests.support import TIMEOUT, aio, free_port, http_client, raw_socket, wait_for
-from tests.test_twistd import TWISTD
+from tests.support import TIMEOUT, TWISTD, aio, free_port, http_client, raw_socket, wait_for
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 

@@ -11,8 +11,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python import usage
 
-from tests.support import aio, free_port, http_client, raw_socket
-from tests.test_operations import PKI
+from tests.support import PKI, aio, free_port, http_client, raw_socket
 
 
 def _parse(description: str):
@@ -124,6 +123,8 @@ def test_metrics_listen_needs_the_metrics_on():
 
     with pytest.raises(usage.UsageError, match="^--metrics-listen: "):
         Options(environ={}).parseOptions(["--metrics-listen=tcp:9101", "--metrics-path="])
+    with pytest.raises(usage.UsageError, match="^--metrics-listen: one endpoint string"):
+        Options(environ={}).parseOptions(["--metrics-listen=tcp:9101,tcp:9102"])
     options = Options(environ={"ANYCABLE_METRICS_LISTEN": ""})
     options.parseOptions([])
     assert options["metrics-listen"] is None

@@ -1348,3 +1348,69 @@ def test_authenticated_sessions_gauge_is_balanced(late: bool) -> None:
 
 def test_an_established_session_is_active() -> None:
     assert established().phase is Phase.ACTIVE
+
+
+# --- remote commands too large to send (issue 12 item 11) -------------------------------------
+
+
+def test_a_command_too_large_to_send_is_refused_at_once_and_the_queue_goes_on() -> None:
+    session = established(max_frame=1000)
+    effects = session.broadcast(
+        {"command": "DataTransfer", "id": "big", "payload": {"vendorId": "v", "data": "x" * 2000}}
+    )
+    assert sent(effects) == [] and not any(isinstance(e, StartTimer) for e in effects)
+    data = report(only_rpc(effects))
+    assert (data["action"], data["id"], data["code"]) == ("error", "big", "TooLarge")
+    assert "exceeds 1000" in data["message"]
+    # the next command goes out at once: nothing waits behind the refused one
+    effects = broadcast_command(session, id="r-1")
+    assert sent(effects) == [[2, "r-1", "Reset", {"type": "Soft"}]]
+
+
+def test_a_command_of_exactly_the_frame_limit_is_sent() -> None:
+    frame = json.dumps(
+        [2, "r", "DataTransfer", {"vendorId": "v", "data": ""}], separators=(",", ":")
+    )
+    session = established(max_frame=len(frame) + 10)
+    effects = session.broadcast(
+        {"command": "DataTransfer", "id": "r", "payload": {"vendorId": "v", "data": "é" * 5}}
+    )
+    assert sent(effects) == [[2, "r", "DataTransfer", {"vendorId": "v", "data": "é" * 5}]]
+
+
+# --- graceful stop (issue 12 item 9) ----------------------------------------------------------
+
+
+def test_stopping_an_idle_session_closes_it_at_once() -> None:
+    session = make()
+    session.opened()
+    assert session.shutdown() == [Close(1001, "going away")]
+    assert session.shutdown() == []
+
+
+def test_stopping_waits_for_the_call_in_flight_and_refuses_new_ones() -> None:
+    session = established()
+    rpc = only_rpc(session.frame_received(call("a1", "DataTransfer", {"vendorId": "v"})))
+    # a pipelined CALL not yet sent to the backend is refused when the stop begins
+    assert rpcs(session.frame_received(call("a2", "DataTransfer", {"vendorId": "v"}))) == []
+    effects = session.shutdown()
+    assert sent(effects) == [[4, "a2", "InternalError", "gateway shutting down", {}]]
+    assert not any(isinstance(e, Close) for e in effects)
+    # a new CALL is refused; the one in flight is still answered, then the station closed
+    assert sent(session.frame_received(call("a3", "Heartbeat"))) == [
+        [4, "a3", "InternalError", "gateway shutting down", {}]
+    ]
+    effects = session.rpc_succeeded(rpc.token, ok())
+    assert sent(effects)[0][:2] == [3, "a1"]
+    closes = [e for e in effects if isinstance(e, Close)]
+    assert closes == [Close(1001, "going away")]
+    assert effects.index(closes[0]) > [type(e) for e in effects].index(Send)
+
+
+def test_stopping_closes_when_the_call_times_out() -> None:
+    session = established()
+    only_rpc(session.frame_received(call("a1", "Authorize", {"idTag": "T"})))
+    assert not any(isinstance(e, Close) for e in session.shutdown())
+    effects = session.timer_fired("call:a1")
+    assert sent(effects)[0][:3] == [4, "a1", "InternalError"]
+    assert effects[-1] == Close(1001, "going away")

@@ -129,7 +129,8 @@ class AioBridge:
         task: list[asyncio.Future[Any]] = []
 
         def cancel(_: Deferred[Any]) -> None:
-            loop.call_soon_threadsafe(lambda: task and task[0].cancel())
+            if not loop.is_closed():  # else the channel is closed: the call ended with it
+                loop.call_soon_threadsafe(lambda: task and task[0].cancel())
 
         d: Deferred[Any] = Deferred(cancel)
 
