@@ -22,6 +22,7 @@ from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
 from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.cluster.relay import ClusterRelay
 from ocppcable.cluster.takeover import ClusterTakeover
+from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
@@ -228,11 +229,15 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
     """With a key: mounted on the main site by the caller; without: on its own listener."""
     key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
     path = config["http-broadcast-path"]
+    max_body = config["http-broadcast-max-body"]
     if key is not None:
-        return HTTPBroadcaster(dispatch, key, path, "the main port")
+        return HTTPBroadcaster(dispatch, key, path, "the main port", max_body)
     endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"])
-    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
-    listener = Listener(reactor, endpoint, broadcaster.site(), "--http-broadcast-port")
+    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint, max_body)
+    limits = SiteLimits(config["handshake-timeout"], config["max-pending-connections"])
+    listener = Listener(
+        reactor, endpoint, broadcaster.site(limits, reactor), "--http-broadcast-port"
+    )
     listener.setServiceParent(broadcaster)
     return broadcaster
 
@@ -272,6 +277,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         forward_headers=config["headers"],
         max_message_size=config["max-message-size"],
         ping_interval=config["ping-interval"],
+        handshake_timeout=config["handshake-timeout"],
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
     )
@@ -320,7 +326,12 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
     if config["metrics-path"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
-    site = build_site(config["ocpp-path"], stations, on_main_site)
+    limits = SiteLimits(
+        handshake_timeout=config["handshake-timeout"],
+        max_pending=config["max-pending-connections"],
+        max_connections=config["max-connections"] or connection_budget(),
+    )
+    site = build_site(config["ocpp-path"], stations, on_main_site, limits)
     from_port = [tcp_endpoint(config["port"], config["host"])]
     option = "--port" if config["listen"] == from_port else "--listen"
     for description in config["listen"]:
