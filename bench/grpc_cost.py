@@ -53,12 +53,12 @@ def _measure(target: str, rate: float, seconds: float) -> int:
     epollreactor.install()
     from twisted.internet import reactor, task
 
-    from ocppcable.protos.rpc_pb2 import CommandMessage, Env
+    from ocppcable.cable import CommandRequest, Env
     from ocppcable.rpc.grpc_client import GRPCClient
 
     if processes.MEASURED_CPUS:  # like the gateway: a CPU of its own, the backend elsewhere
         os.sched_setaffinity(0, processes.MEASURED_CPUS)
-    request = CommandMessage(
+    request = CommandRequest(
         command="message",
         identifier='{"channel":"OCPPChannel","id":"A-00001"}',
         connection_identifiers='{"bench":1}',

@@ -37,11 +37,11 @@ def station(clock: Any) -> tuple[Any, Any]:
     from twisted.internet.defer import succeed
     from twisted.internet.testing import StringTransport
 
+    from ocppcable.cable import CommandReply, ConnectReply, DisconnectReply, Status
     from ocppcable.hub import Hub
     from ocppcable.metrics import PrometheusMetrics
     from ocppcable.ocpp import v16
     from ocppcable.ocpp.validation import validator_for
-    from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse, ConnectionResponse
     from ocppcable.rpc.policy import CallPolicy
     from ocppcable.session import SessionSettings
     from ocppcable.websocket import StationFactory
@@ -64,14 +64,14 @@ def station(clock: Any) -> tuple[Any, Any]:
             )
 
         def connect(self, sid: str, request: Any) -> Any:
-            return self._run("connect", ConnectionResponse(status=SUCCESS, identifiers="{}"))
+            return self._run("connect", ConnectReply(status=Status.SUCCESS, identifiers="{}"))
 
         def command(self, sid: str, request: Any) -> Any:
             streams = ["bench/A-1"] if request.command == "subscribe" else []
-            return self._run("command", CommandResponse(status=SUCCESS, streams=streams))
+            return self._run("command", CommandReply(status=Status.SUCCESS, streams=streams))
 
         def disconnect(self, sid: str, request: Any) -> Any:
-            return self._run("disconnect", CommandResponse(status=SUCCESS))
+            return self._run("disconnect", DisconnectReply(status=Status.SUCCESS))
 
     factory = StationFactory(
         reactor=clock,

@@ -4,6 +4,11 @@ A :class:`Session` is fed events (a text frame arrived, an RPC answered or faile
 a broadcast arrived, the socket closed) and returns the effects the transport must carry out
 (send a frame, make an RPC, start or cancel a timer, join or leave a stream, close). It never
 touches a socket, a reactor or a Deferred, so its whole behaviour is testable with plain calls.
+
+Where a session is in its lifecycle is one :class:`~ocppcable.phase.Phase`, changed only through
+the transition table of :mod:`ocppcable.phase`. Each RPC carries a transport-neutral request
+record of :mod:`ocppcable.cable` and a :class:`Purpose`; :data:`_ANSWERED` names the method that
+takes the answer.
 """
 
 from __future__ import annotations
@@ -14,27 +19,21 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
+from ocppcable.cable import Status
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import NO_REPLY, Catalog
 from ocppcable.ocpp.framing import ErrorKind
 from ocppcable.ocpp.validation import Validator, Violation
-from ocppcable.protos.rpc_pb2 import (
-    FAILURE,
-    SUCCESS,
-    CommandMessage,
-    CommandResponse,
-    ConnectionRequest,
-    ConnectionResponse,
-    DisconnectRequest,
-    Env,
-)
+from ocppcable.phase import CONNECTED, DISCONNECTS, GONE, PROCESSING, Event, Phase, advance
+from ocppcable.ratelimit import TokenBucket
 
 
 class StationLogger(Logger):
@@ -61,11 +60,14 @@ MAX_REFUSED_FRAMES = 100
 
 @dataclass(frozen=True, slots=True)
 class RPC:
-    """Make an RPC (``connect``, ``command`` or ``disconnect``) and report back with ``token``."""
+    """Make the RPC ``request.method`` and report back with ``token``."""
 
     token: int
-    method: str
-    request: Any
+    request: cable.Request
+
+    @property
+    def method(self) -> cable.Method:
+        return self.request.method
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +124,23 @@ class _OutboundCall:
     payload: Any
 
 
+class Purpose(Enum):
+    """What an RPC is for; :data:`_ANSWERED` names the method that takes its answer."""
+
+    CONNECT = "connect"
+    SUBSCRIBE = "subscribe"
+    #: a station CALL (or SEND) performed as a ``message`` command
+    MESSAGE = "message"
+    #: the station's reply to a remote command (or its failure) reported as a ``message``
+    REPORT = "report"
+    DISCONNECT = "disconnect"
+
+
 @dataclass(slots=True)
 class _Pending:
     """What an RPC in flight is for."""
 
-    purpose: str  # "connect", "subscribe", "message", "report", "disconnect"
+    purpose: Purpose
     call: _InboundCall | None = None
 
 
@@ -163,28 +177,24 @@ class Session:
     clock: Callable[[], float] = time.monotonic
     metrics: IMetrics = field(default_factory=NoMetrics)
 
-    connected: bool = False  # Connect succeeded
-    rejected: bool = False  # Connect or subscribe refused: closing
-    closed: bool = False
+    #: where the session is in its lifecycle; changed only by :meth:`_enter`
+    phase: Phase = field(default=Phase.IDLE, init=False)
     identifiers: str = ""
     identifier: str | None = None  # channel identifier, fixed at the first subscribe
-    subscribed: bool = False
     serial: str | None = None
     cstate: dict[str, str] = field(default_factory=dict)
     istate: dict[str, str] = field(default_factory=dict)
     streams: set[str] = field(default_factory=set)
 
-    _idle: bool = True
     _format_errors: int = 0
-    _tokens_left: float | None = None  # rate-limit bucket, full at the start
-    _last_frame: float = 0.0
+    _bucket: TokenBucket | None = field(init=False, repr=False)  # None: no rate limit
     _refused: int = 0
-    _disconnect_sent: bool = False
-    _holding_commands: bool = False  # while a station CALL is being answered
     _log: StationLogger = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._log = StationLogger(self.station_id, self.sid)
+        rate = self.settings.rate_limit
+        self._bucket = TokenBucket(rate, self.settings.rate_burst, self.clock) if rate else None
 
     _inbox: deque[_InboundCall] = field(default_factory=deque)
     _current: _InboundCall | None = None
@@ -194,16 +204,43 @@ class Session:
     _rpcs: dict[int, _Pending] = field(default_factory=dict)
     _last_token: int = 0
 
+    # --- phase -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """The backend holds a connection for this session (its Connect succeeded, and the
+        Disconnect is not made yet)."""
+        return self.phase in CONNECTED
+
+    @property
+    def subscribed(self) -> bool:
+        return self.phase is Phase.ACTIVE
+
+    @property
+    def closed(self) -> bool:
+        """The socket is gone."""
+        return self.phase in GONE
+
+    def _enter(self, event: Event) -> list[Effect]:
+        """Move to the phase ``event`` leads to: the Disconnect RPC, if that transition owes
+        one."""
+        before = self.phase
+        self.phase = advance(before, event)
+        subscribed = DISCONNECTS.get((before, event))
+        return [] if subscribed is None else [self._disconnect(subscribed)]
+
     # --- events ------------------------------------------------------------------------------
 
     def opened(self) -> list[Effect]:
         return [StartTimer(IDLE_TIMER, self.settings.idle_timeout)]
 
     def frame_received(self, text: str) -> list[Effect]:
-        if self.closed or self.rejected:
+        if self.phase not in PROCESSING:
             return []
-        if not self._within_rate_limit():
-            return self._rate_limited(text)
+        if self._bucket is not None:
+            if not self._bucket.take():
+                return self._rate_limited(text)
+            self._refused = 0
         try:
             message = framing.parse(text, self.catalog.message_types)
         except framing.FrameError as e:
@@ -223,21 +260,6 @@ class Session:
             return []
         return self._on_reply(message)
 
-    def _within_rate_limit(self) -> bool:
-        rate, burst = self.settings.rate_limit, self.settings.rate_burst
-        if not rate:
-            return True
-        now = self.clock()
-        left = burst if self._tokens_left is None else self._tokens_left
-        left = min(burst, left + (now - self._last_frame) * rate)
-        self._last_frame = now
-        if left < 1.0:
-            self._tokens_left = left
-            return False
-        self._tokens_left = left - 1.0
-        self._refused = 0
-        return True
-
     def _rate_limited(self, text: str) -> list[Effect]:
         self._refused += 1
         if self._refused == 1:
@@ -252,26 +274,27 @@ class Session:
             return []
         return self._refuse(message.unique_id, ErrorKind.GENERIC, "rate limit exceeded")
 
-    def rpc_succeeded(self, token: int, response: Any) -> list[Effect]:
+    def rpc_succeeded(self, token: int, response: cable.Reply) -> list[Effect]:
         pending = self._rpcs.pop(token)
-        handler = getattr(self, "_on_" + pending.purpose)
-        return handler(pending.call, response) + self._final_disconnect()
+        return _ANSWERED[pending.purpose](self, pending.call, response)
 
     def rpc_failed(self, token: int, reason: str) -> list[Effect]:
         pending = self._rpcs.pop(token)
         self._log.warn(
             "station {station_id}: {purpose} RPC failed: {reason}",
-            purpose=pending.purpose,
+            purpose=pending.purpose.value,
             reason=reason,
         )
         if pending.call is None:
-            return self._final_disconnect()
+            return []
         effects = self._answer_error(pending.call, ErrorKind.INTERNAL, reason) + self._finish()
-        return effects + self._final_disconnect()
+        if pending.purpose in (Purpose.CONNECT, Purpose.SUBSCRIBE):
+            effects += self._enter(Event.FAILED)
+        return effects
 
     def timer_fired(self, name: str) -> list[Effect]:
         if name == IDLE_TIMER:
-            if self._idle and not self.closed:
+            if self.phase is Phase.IDLE:
                 self._log.info("station {station_id} sent no CALL: closing")
                 return [Close(1000, "idle")]
             return []
@@ -293,7 +316,7 @@ class Session:
         """A decoded broadcast (``{"command":…}``) for a stream this session joined."""
         if self.closed:
             return []
-        return self._backend_message(message)
+        return self._backend_message(message) + self._send_next_command()
 
     def remote_disconnect(self) -> list[Effect]:
         return [] if self.closed else [Close(1000, "disconnected by backend")]
@@ -302,7 +325,6 @@ class Session:
         """The socket closed, for whatever reason. Returns the final RPCs."""
         if self.closed:
             return []
-        self.closed = True
         effects: list[Effect] = [LeaveStream(stream) for stream in self.streams]
         self.streams.clear()
         unsent = ([self._outstanding] if self._outstanding else []) + list(self._outbox)
@@ -313,33 +335,26 @@ class Session:
             effects += self._report_error(
                 command, "Disconnected", "station disconnected before replying", {}
             )
+        # a Connect or subscribe in flight decides what the backend must be told: the
+        # Disconnect waits for its answer
+        in_flight = any(p.purpose in _OPENING for p in self._rpcs.values())
         if self.connected:
             self.metrics.session_authenticated(-1)
-        return effects + self._final_disconnect()
+        return effects + self._enter(Event.LOST_IN_FLIGHT if in_flight else Event.LOST)
 
-    def _final_disconnect(self) -> list[Effect]:
-        """The Disconnect RPC, once the socket closed and no Connect or subscribe is in flight
-        (their outcome decides what the backend must be told)."""
-        if not self.closed or self._disconnect_sent:
-            return []
-        if any(p.purpose in ("connect", "subscribe") for p in self._rpcs.values()):
-            return []
-        self._disconnect_sent = True
-        return [self._disconnect()] if self.connected else []
-
-    def _disconnect(self) -> RPC:
-        subscriptions = [self.identifier] if self.subscribed and self.identifier else []
-        request = DisconnectRequest(
+    def _disconnect(self, subscribed: bool) -> RPC:
+        subscriptions = [self.identifier] if subscribed and self.identifier else []
+        request = cable.DisconnectRequest(
             identifiers=self.identifiers,
             subscriptions=subscriptions,
-            env=Env(
+            env=cable.Env(
                 url=self.url,
                 headers=self.headers,
-                cstate=self.cstate,
+                cstate=dict(self.cstate),
                 istate={i: cable.encode_state(self.istate) for i in subscriptions},
             ),
         )
-        return self._rpc("disconnect", "disconnect", request)
+        return self._rpc(Purpose.DISCONNECT, request)
 
     # --- station CALLs -----------------------------------------------------------------------
 
@@ -355,10 +370,7 @@ class Session:
         return effects
 
     def _on_call(self, message: framing.Call) -> list[Effect]:
-        effects: list[Effect] = []
-        if self._idle:
-            self._idle = False
-            effects.append(CancelTimer(IDLE_TIMER))
+        effects = self._first_call()
         uid, action = message.unique_id, message.action
         if action == "Heartbeat":
             self.metrics.call_in(action, "ok")
@@ -391,10 +403,7 @@ class Session:
 
     def _on_send(self, message: framing.Send) -> list[Effect]:
         """A 2.1 SEND: no reply of any kind, whatever happens to it."""
-        effects: list[Effect] = []
-        if self._idle:
-            self._idle = False
-            effects.append(CancelTimer(IDLE_TIMER))
+        effects = self._first_call()
         problem = None
         if message.action not in self.catalog.send_actions:
             problem = "not a SEND action of this version"
@@ -417,6 +426,13 @@ class Session:
         self._inbox.append(call)
         return effects + self._pump()
 
+    def _first_call(self) -> list[Effect]:
+        """The idle timer's end, if this is the station's first CALL or SEND."""
+        if self.phase is not Phase.IDLE:
+            return []
+        self._enter(Event.CALL)
+        return [CancelTimer(IDLE_TIMER)]
+
     def _refuse(self, uid: str, kind: ErrorKind, description: str) -> list[Effect]:
         """A CALLERROR for a frame that never became a CALL being processed."""
         code = self.catalog.error_code(kind)
@@ -425,7 +441,7 @@ class Session:
 
     def _pump(self) -> list[Effect]:
         """Start processing the next station CALL if none is being processed."""
-        while self._current is None and self._inbox and not (self.rejected or self.closed):
+        while self._current is None and self._inbox and self.phase in PROCESSING:
             call = self._inbox.popleft()
             if call.answered:
                 continue
@@ -441,84 +457,79 @@ class Session:
 
     def _advance(self, call: _InboundCall) -> list[Effect]:
         """The next RPC for ``call``: Connect, then subscribe, then the action itself."""
-        if call.answered or self.closed:
+        if call.answered or self.phase not in PROCESSING:
             return self._finish()
-        if not self.connected:
-            request = ConnectionRequest(env=Env(url=self.url, headers=self.headers))
-            return [self._rpc("connect", "connect", request, call)]
+        if self.phase is Phase.CONNECTING:
+            request = cable.ConnectRequest(cable.Env(url=self.url, headers=self.headers))
+            return [self._rpc(Purpose.CONNECT, request, call)]
         if self.identifier is None:
             protocol = self.catalog.subprotocol if self.catalog.announce_protocol else None
             self.identifier = cable.channel_identifier(
                 self.settings.channel, self.station_id, self.serial, protocol
             )
-        if not self.subscribed:
-            request = CommandMessage(
-                command="subscribe",
-                identifier=self.identifier,
-                connection_identifiers=self.identifiers,
-                env=self._env(),
-            )
-            return [self._rpc("subscribe", "command", request, call)]
+        if self.phase is Phase.SUBSCRIBING:
+            request = self._command("subscribe", self.identifier)
+            return [self._rpc(Purpose.SUBSCRIBE, request, call)]
         data = cable.perform_data(
             call.action, call.unique_id, call.action, call.payload, self.settings.granular_actions
         )
-        return [self._rpc("message", "command", self._message(data), call)]
+        return [self._rpc(Purpose.MESSAGE, self._command("message", self.identifier, data), call)]
 
     def _rpc(
-        self, purpose: str, method: str, request: Any, call: _InboundCall | None = None
+        self, purpose: Purpose, request: cable.Request, call: _InboundCall | None = None
     ) -> RPC:
         self._last_token += 1
         self._rpcs[self._last_token] = _Pending(purpose, call)
-        return RPC(self._last_token, method, request)
+        return RPC(self._last_token, request)
 
-    def _env(self) -> Env:
-        return Env(url=self.url, headers=self.headers, cstate=self.cstate, istate=self.istate)
-
-    def _message(self, data: str) -> CommandMessage:
-        return CommandMessage(
-            command="message",
-            identifier=self.identifier,
+    def _command(self, command: str, identifier: str, data: str = "") -> cable.CommandRequest:
+        env = cable.Env(
+            url=self.url, headers=self.headers, cstate=dict(self.cstate), istate=dict(self.istate)
+        )
+        return cable.CommandRequest(
+            command=command,
+            identifier=identifier,
             connection_identifiers=self.identifiers,
             data=data,
-            env=self._env(),
+            env=env,
         )
 
     # --- RPC results ---------------------------------------------------------------------------
 
-    def _on_connect(self, call: _InboundCall, response: ConnectionResponse) -> list[Effect]:
-        if response.status == SUCCESS:
-            self.connected = True
-            self.metrics.session_authenticated(1)
+    def _connect_answered(self, call: _InboundCall, response: cable.ConnectReply) -> list[Effect]:
+        if response.status == Status.SUCCESS:
+            if not self.closed:  # the gauge counts open sessions
+                self.metrics.session_authenticated(1)
             self.identifiers = response.identifiers
             cable.merge_state(self.cstate, response.env.cstate)
-            return self._transmissions(response.transmissions)[0] + self._advance(call)
-        if response.status == FAILURE:
+            effects = self._transmissions(response.transmissions)[0] + self._enter(Event.CONNECTED)
+            return effects + self._advance(call)
+        if response.status == Status.FAILURE:
             self._log.info("station {station_id}: Connect rejected")
-            return self._reject(call)
-        return self._backend_error(call, "Connect", response.error_msg)
+            return self._reject(call) + self._enter(Event.REFUSED)
+        effects = self._backend_error(call, "Connect", response.error_msg)
+        return effects + self._enter(Event.FAILED)
 
-    def _on_subscribe(self, call: _InboundCall, response: CommandResponse) -> list[Effect]:
-        if response.status == SUCCESS:
-            self.subscribed = True
-            return self._apply(response)[0] + self._advance(call)
-        if response.status == FAILURE:
+    def _subscribe_answered(self, call: _InboundCall, response: cable.CommandReply) -> list[Effect]:
+        if response.status == Status.SUCCESS:
+            effects = self._apply(response)[0] + self._enter(Event.SUBSCRIBED)
+            return effects + self._advance(call)
+        if response.status == Status.FAILURE:
             self._log.info("station {station_id}: subscription rejected")
-            return self._reject(call)
-        return self._backend_error(call, "subscribe", response.error_msg)
+            return self._reject(call) + self._enter(Event.REFUSED)
+        effects = self._backend_error(call, "subscribe", response.error_msg)
+        return effects + self._enter(Event.FAILED)
 
-    def _on_message(self, call: _InboundCall, response: CommandResponse) -> list[Effect]:
-        if response.status not in (SUCCESS, FAILURE):
+    def _message_answered(self, call: _InboundCall, response: cable.CommandReply) -> list[Effect]:
+        if response.status not in (Status.SUCCESS, Status.FAILURE):
             return self._backend_error(call, call.action, response.error_msg)
-        self._holding_commands = True  # the reply to the station's CALL goes out first
-        try:
-            effects, intact = self._apply(response)
-        finally:
-            self._holding_commands = False
+        # remote commands wait: the reply to the station's CALL goes out first
+        effects, intact = self._apply(response, hold_commands=True)
         if call.answered or call.deferred:
             pass
         elif not intact:
             effects += self._answer_error(call, ErrorKind.INTERNAL, "malformed backend reply")
-        elif response.status == FAILURE:
+        elif response.status == Status.FAILURE:
             effects += self._answer_error(call, ErrorKind.GENERIC, "rejected by backend")
         else:
             effects += self._answer_default(call)
@@ -528,8 +539,8 @@ class Session:
             return effects
         return effects + self._finish()
 
-    def _on_report(self, call: None, response: CommandResponse) -> list[Effect]:
-        if response.status not in (SUCCESS, FAILURE):
+    def _report_answered(self, call: None, response: cable.CommandReply) -> list[Effect]:
+        if response.status not in (Status.SUCCESS, Status.FAILURE):
             self._log.warn(
                 "station {station_id}: backend failed to take a command reply: {error}",
                 error=response.error_msg,
@@ -540,8 +551,8 @@ class Session:
             effects.append(Close(1000, "disconnected by backend"))
         return effects
 
-    def _on_disconnect(self, call: None, response: Any) -> list[Effect]:
-        if response.status not in (SUCCESS, FAILURE):
+    def _disconnect_answered(self, call: None, response: cable.DisconnectReply) -> list[Effect]:
+        if response.status not in (Status.SUCCESS, Status.FAILURE):
             self._log.warn(
                 "station {station_id}: Disconnect RPC error: {error}",
                 error=response.error_msg,
@@ -558,7 +569,6 @@ class Session:
         return self._answer_error(call, ErrorKind.INTERNAL, reason) + self._finish()
 
     def _reject(self, call: _InboundCall) -> list[Effect]:
-        self.rejected = True
         if call.action == "BootNotification":
             payload = {
                 "status": "Rejected",
@@ -570,9 +580,12 @@ class Session:
             effects = self._answer_error(call, ErrorKind.SECURITY, "rejected by backend")
         return effects + [Close(1008, "rejected")]
 
-    def _apply(self, response: CommandResponse) -> tuple[list[Effect], bool]:
+    def _apply(
+        self, response: cable.CommandReply, hold_commands: bool = False
+    ) -> tuple[list[Effect], bool]:
         """Streams, state and transmissions of a Command response, in AnyCable's order; the
-        flag is False when a transmission was malformed."""
+        flag is False when a transmission was malformed. Remote commands in the transmissions
+        are queued, and sent at once unless ``hold_commands``."""
         effects: list[Effect] = []
         if response.stop_streams:
             effects += [LeaveStream(stream) for stream in self.streams]
@@ -590,10 +603,12 @@ class Session:
                 effects.append(JoinStream(stream))
         cable.merge_state(self.istate, response.env.istate)
         cable.merge_state(self.cstate, response.env.cstate)
-        sent, intact = self._transmissions(response.transmissions)
+        sent, intact = self._transmissions(response.transmissions, hold_commands)
         return effects + sent, intact
 
-    def _transmissions(self, transmissions: Iterable[str]) -> tuple[list[Effect], bool]:
+    def _transmissions(
+        self, transmissions: Iterable[str], hold_commands: bool = False
+    ) -> tuple[list[Effect], bool]:
         effects: list[Effect] = []
         intact = True
         for text in transmissions:
@@ -608,6 +623,8 @@ class Session:
                 continue
             if message is not None:
                 effects += self._backend_message(message)
+                if not hold_commands:
+                    effects += self._send_next_command()
         return effects, intact
 
     # --- backend messages (transmissions and broadcasts) ---------------------------------------
@@ -727,12 +744,10 @@ class Session:
             self._command_ended(command, "dropped")
             return self._report_error(command, "QueueOverflow", "command queue is full", {})
         self._outbox.append(command)
-        return self._send_next_command()
+        return []
 
     def _send_next_command(self) -> list[Effect]:
         if self._outstanding is not None or not self._outbox or self.closed:
-            return []
-        if self._holding_commands:  # sent once the station's own CALL is answered
             return []
         command = self._outbox.popleft()
         self._outstanding = command
@@ -757,7 +772,7 @@ class Session:
             data = cable.ack_data(
                 command.unique_id, command.action, message.payload, self.settings.granular_actions
             )
-            effects.append(self._rpc("report", "command", self._message(data)))
+            effects.append(self._report(data))
         else:
             effects += self._report_error(
                 command, message.code, message.description, message.details
@@ -795,4 +810,20 @@ class Session:
             details,
             self.settings.granular_actions,
         )
-        return [self._rpc("report", "command", self._message(data))]
+        return [self._report(data)]
+
+    def _report(self, data: str) -> RPC:
+        return self._rpc(Purpose.REPORT, self._command("message", self.identifier or "", data))
+
+
+#: the RPCs whose answer decides whether the backend holds a connection for the session
+_OPENING = (Purpose.CONNECT, Purpose.SUBSCRIBE)
+
+#: who takes the answer to an RPC, by what it was for
+_ANSWERED: dict[Purpose, Callable[[Session, Any, Any], list[Effect]]] = {
+    Purpose.CONNECT: Session._connect_answered,
+    Purpose.SUBSCRIBE: Session._subscribe_answered,
+    Purpose.MESSAGE: Session._message_answered,
+    Purpose.REPORT: Session._report_answered,
+    Purpose.DISCONNECT: Session._disconnect_answered,
+}

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, ISSLTranspo
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ocppcable.cable import Method
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
@@ -419,7 +420,14 @@ class StationProtocol(WebSocketServerProtocol):
         self._event(self.session.timer_fired, name)
 
     def _call(self, effect: RPC) -> None:
-        d = getattr(self.factory.rpc, effect.method)(self.sid, effect.request)
+        rpc, request = self.factory.rpc, effect.request
+        match effect.method:
+            case Method.CONNECT:
+                d = rpc.connect(self.sid, request)
+            case Method.COMMAND:
+                d = rpc.command(self.sid, request)
+            case Method.DISCONNECT:
+                d = rpc.disconnect(self.sid, request)
         d.addCallbacks(
             self._rpc_succeeded,
             self._rpc_failed,

@@ -9,6 +9,7 @@ import pytest
 
 from ocppcable import cable
 from ocppcable.cable import MalformedMessage
+from ocppcable.protos import rpc_pb2 as pb
 
 # --- channel identifier ------------------------------------------------------------------------
 
@@ -247,3 +248,92 @@ def test_encode_state() -> None:
     encoded = cable.encode_state({"b": "2", "a": "ü"})
     assert json.loads(encoded) == {"b": "2", "a": "ü"}
     assert encoded == '{"b":"2","a":"ü"}'
+
+
+# --- RPC records and their protobuf form ---------------------------------------------------------
+
+ENV = cable.Env(
+    url="http://gw/ocpp/CP-1",
+    headers={"authorization": "Basic x"},
+    cstate={"user": "u1"},
+    istate={"tx": "1"},
+)
+
+
+def test_each_request_names_its_method() -> None:
+    assert cable.ConnectRequest().method is cable.Method.CONNECT
+    assert cable.CommandRequest().method is cable.Method.COMMAND
+    assert cable.DisconnectRequest().method is cable.Method.DISCONNECT
+    assert cable.Method.COMMAND == "command"
+
+
+def test_connect_request_pb() -> None:
+    message = cable.connect_request_pb(cable.ConnectRequest(ENV))
+    assert isinstance(message, pb.ConnectionRequest)
+    assert message.env.url == ENV.url and dict(message.env.headers) == ENV.headers
+    assert dict(message.env.cstate) == ENV.cstate and dict(message.env.istate) == ENV.istate
+
+
+def test_command_request_pb() -> None:
+    request = cable.CommandRequest(
+        command="message", identifier="{}", connection_identifiers="ids", data="d", env=ENV
+    )
+    message = cable.command_request_pb(request)
+    assert isinstance(message, pb.CommandMessage)
+    assert (message.command, message.identifier) == ("message", "{}")
+    assert (message.connection_identifiers, message.data) == ("ids", "d")
+    assert message.env.url == ENV.url and dict(message.env.cstate) == {"user": "u1"}
+
+
+def test_disconnect_request_pb() -> None:
+    request = cable.DisconnectRequest(identifiers="ids", subscriptions=["{}"], env=ENV)
+    message = cable.disconnect_request_pb(request)
+    assert isinstance(message, pb.DisconnectRequest)
+    assert message.identifiers == "ids" and list(message.subscriptions) == ["{}"]
+    assert dict(message.env.istate) == {"tx": "1"}
+
+
+def test_replies_from_pb() -> None:
+    connect = cable.connect_reply_from_pb(
+        pb.ConnectionResponse(
+            status=pb.SUCCESS,
+            identifiers="ids",
+            transmissions=["t"],
+            env=pb.EnvResponse(cstate={"user": "u1"}),
+        )
+    )
+    assert connect == cable.ConnectReply(
+        status=cable.Status.SUCCESS,
+        identifiers="ids",
+        transmissions=["t"],
+        env=cable.ReplyEnv(cstate={"user": "u1"}),
+    )
+    command = cable.command_reply_from_pb(
+        pb.CommandResponse(
+            status=pb.FAILURE,
+            disconnect=True,
+            stop_streams=True,
+            streams=["a"],
+            stopped_streams=["b"],
+            transmissions=["t"],
+            error_msg="no",
+            env=pb.EnvResponse(istate={"k": ""}),
+        )
+    )
+    assert command == cable.CommandReply(
+        status=cable.Status.FAILURE,
+        disconnect=True,
+        stop_streams=True,
+        streams=["a"],
+        transmissions=["t"],
+        error_msg="no",
+        env=cable.ReplyEnv(istate={"k": ""}),
+        stopped_streams=["b"],
+    )
+    disconnect = cable.disconnect_reply_from_pb(pb.DisconnectResponse(error_msg="x"))
+    assert disconnect == cable.DisconnectReply(status=cable.Status.ERROR, error_msg="x")
+
+
+def test_a_status_rpc_proto_does_not_know_is_refused() -> None:
+    with pytest.raises(ValueError):
+        cable.command_reply_from_pb(pb.CommandResponse(status=7))

@@ -14,7 +14,8 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from ocppcable.protos.rpc_pb2 import SUCCESS, ConnectionRequest
+from ocppcable.cable import ConnectRequest
+from ocppcable.protos.rpc_pb2 import SUCCESS
 from ocppcable.rpc.http1 import (
     MAX_HEAD,
     BadResponse,
@@ -360,12 +361,12 @@ async def test_tls_with_a_trusted_and_an_untrusted_certificate(
     try:
         started = time.monotonic()
         if trusted:
-            response = await _timed(client.connect("sid-1", ConnectionRequest()), reactor)
+            response = await _timed(client.connect("sid-1", ConnectRequest()), reactor)
             assert response.status == SUCCESS
             assert server.received[0].startswith(b"POST /_anycable/connect HTTP/1.1\r\n")
         else:
             with pytest.raises(RPCUnavailable, match="certificate verify failed"):
-                await _timed(client.connect("sid-1", ConnectionRequest()), reactor)
+                await _timed(client.connect("sid-1", ConnectRequest()), reactor)
             assert time.monotonic() - started < 2  # not retried until the budget ends
             assert not server.received
     finally:

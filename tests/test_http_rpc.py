@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 from twisted.web.server import Site
 from zope.interface.verify import verifyObject
 
-from ocppcable import keys
+from ocppcable import cable, keys
 from ocppcable.metrics import NoMetrics
 from ocppcable.options import Options
 from ocppcable.protos.rpc_pb2 import (
@@ -25,7 +25,6 @@ from ocppcable.protos.rpc_pb2 import (
     SUCCESS,
     CommandMessage,
     CommandResponse,
-    ConnectionRequest,
     Env,
 )
 from ocppcable.rpc.breaker import CircuitBreaker, State
@@ -219,7 +218,7 @@ async def test_an_untrusted_backend_certificate_fails_at_once(http_backend, reac
     try:
         started = time.monotonic()
         with pytest.raises(RPCUnavailable, match="certificate verify failed"):
-            await client.connect("sid-1", ConnectionRequest()).addTimeout(TIMEOUT, reactor)
+            await client.connect("sid-1", cable.ConnectRequest()).addTimeout(TIMEOUT, reactor)
         assert time.monotonic() - started < 2  # not retried until the 5 s budget ends
     finally:
         await client.stopService()
@@ -253,7 +252,7 @@ async def test_no_authorization_header_when_the_key_is_none(http_backend, reacto
     assert isinstance(client, HTTPRPCClient) and client.target == http_backend.url
     client.startService()
     try:
-        request = ConnectionRequest(env=Env(url="http://gw/ocpp/CP-1"))
+        request = cable.ConnectRequest(cable.Env(url="http://gw/ocpp/CP-1"))
         response = await client.connect("sid-1", request).addTimeout(TIMEOUT, reactor)
     finally:
         await client.stopService()
@@ -274,7 +273,7 @@ async def test_backend_cookies_are_not_sent_back(http_backend, reactor):
     client.startService()
     try:
         for sid in ("sid-1", "sid-2"):
-            await client.connect(sid, ConnectionRequest()).addTimeout(TIMEOUT, reactor)
+            await client.connect(sid, cable.ConnectRequest()).addTimeout(TIMEOUT, reactor)
     finally:
         await client.stopService()
     assert [seen.headers.get("cookie") for seen in http_backend.seen] == [None, None]
@@ -315,11 +314,11 @@ async def test_circuit_opens_when_the_backend_stays_down(http_backend, reactor):
             calls += 1
             assert calls <= 10
             with pytest.raises(RPCUnavailable, match="unreachable"):
-                await client.connect("sid", ConnectionRequest()).addTimeout(TIMEOUT, reactor)
+                await client.connect("sid", cable.ConnectRequest()).addTimeout(TIMEOUT, reactor)
         assert len(http_backend.seen) == 10
         started = time.monotonic()
         with pytest.raises(RPCUnavailable, match=r"backend unavailable \(circuit open\)"):
-            await client.command("sid", CommandMessage()).addTimeout(TIMEOUT, reactor)
+            await client.command("sid", cable.CommandRequest()).addTimeout(TIMEOUT, reactor)
         assert time.monotonic() - started < 0.05
         assert len(http_backend.seen) == 10  # refused without a request
     finally:

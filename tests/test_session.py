@@ -11,18 +11,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocppcable.ocpp import v16
-from ocppcable.protos.rpc_pb2 import (
-    ERROR,
-    FAILURE,
-    SUCCESS,
-    CommandMessage,
-    CommandResponse,
-    ConnectionRequest,
-    ConnectionResponse,
+from ocppcable.cable import (
+    CommandReply,
+    CommandRequest,
+    ConnectReply,
+    ConnectRequest,
+    DisconnectReply,
     DisconnectRequest,
-    DisconnectResponse,
+    ReplyEnv,
+    Status,
 )
+from ocppcable.ocpp import v16
+from ocppcable.phase import Phase
 from ocppcable.session import (
     COMMAND_TIMER,
     IDLE_TIMER,
@@ -40,6 +40,7 @@ from ocppcable.session import (
     StartTimer,
 )
 
+ERROR, SUCCESS, FAILURE = Status.ERROR, Status.SUCCESS, Status.FAILURE
 NOW = "2026-01-01T00:00:00.000Z"
 URL = "http://gateway.test/ocpp/CP-1?token=t"
 HEADERS = {"authorization": "Basic Q1AtMTpwdw==", "REMOTE_ADDR": "10.0.0.1"}
@@ -82,12 +83,18 @@ def only_rpc(effects: list[Effect], method: str | None = None) -> RPC:
     return found[0]
 
 
-def connect_ok(**kwargs: Any) -> ConnectionResponse:
-    return ConnectionResponse(status=SUCCESS, identifiers=IDENTIFIERS, **kwargs)
+def _reply_env(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(kwargs.get("env"), dict):
+        kwargs["env"] = ReplyEnv(**kwargs["env"])
+    return kwargs
 
 
-def ok(**kwargs: Any) -> CommandResponse:
-    return CommandResponse(status=SUCCESS, **kwargs)
+def connect_ok(**kwargs: Any) -> ConnectReply:
+    return ConnectReply(status=SUCCESS, identifiers=IDENTIFIERS, **_reply_env(kwargs))
+
+
+def ok(**kwargs: Any) -> CommandReply:
+    return CommandReply(status=SUCCESS, **_reply_env(kwargs))
 
 
 def transmission(message: dict[str, Any], identifier: str = IDENTIFIER) -> str:
@@ -200,7 +207,7 @@ def test_first_call_connects() -> None:
     effects = session.frame_received(call("1", "BootNotification", BOOT))
     connect = only_rpc(effects, "connect")
     assert effects == [CancelTimer(IDLE_TIMER), StartTimer("call:1", 10.0), connect]
-    assert isinstance(connect.request, ConnectionRequest)
+    assert isinstance(connect.request, ConnectRequest)
     assert connect.request.env.url == URL
     assert dict(connect.request.env.headers) == HEADERS
 
@@ -245,7 +252,7 @@ def test_connect_then_subscribe(action: str, payload: Any, identifier: str) -> N
     subscribe = only_rpc(effects, "command")
     assert effects == [subscribe]
     request = subscribe.request
-    assert isinstance(request, CommandMessage)
+    assert isinstance(request, CommandRequest)
     assert request.command == "subscribe"
     assert request.identifier == identifier
     assert request.connection_identifiers == IDENTIFIERS
@@ -469,7 +476,7 @@ def test_connect_failure_on_boot_rejects_and_closes() -> None:
     session = make()
     session.opened()
     connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
-    effects = session.rpc_succeeded(connect.token, ConnectionResponse(status=FAILURE))
+    effects = session.rpc_succeeded(connect.token, ConnectReply(status=FAILURE))
     assert effects == [
         Send(
             json.dumps(
@@ -489,7 +496,7 @@ def test_connect_failure_on_boot_rejects_and_closes() -> None:
 def test_connect_failure_on_other_call_is_a_security_error(action: str) -> None:
     session = make()
     connect = only_rpc(session.frame_received(call("1", action)), "connect")
-    effects = session.rpc_succeeded(connect.token, ConnectionResponse(status=FAILURE))
+    effects = session.rpc_succeeded(connect.token, ConnectReply(status=FAILURE))
     assert sent(effects) == [[4, "1", "SecurityError", "rejected by backend", {}]]
     assert effects[-1] == Close(1008, "rejected")
     assert rpcs(session.connection_lost()) == []
@@ -499,7 +506,7 @@ def test_connect_failure_leaves_queued_calls_unprocessed() -> None:
     session = make()
     connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
     assert rpcs(session.frame_received(call("2", "StatusNotification"))) == []
-    effects = session.rpc_succeeded(connect.token, ConnectionResponse(status=FAILURE))
+    effects = session.rpc_succeeded(connect.token, ConnectReply(status=FAILURE))
     assert rpcs(effects) == []
     assert [reply[1] for reply in sent(effects)] == ["1"]
 
@@ -508,7 +515,7 @@ def test_subscribe_failure_rejects_and_closes() -> None:
     session = make()
     connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
     subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
-    effects = session.rpc_succeeded(subscribe.token, CommandResponse(status=FAILURE))
+    effects = session.rpc_succeeded(subscribe.token, CommandReply(status=FAILURE))
     assert sent(effects) == [[3, "1", {"status": "Rejected", "currentTime": NOW, "interval": 30}]]
     assert effects[-1] == Close(1008, "rejected")
     # Connect did succeed: the backend hears about the end of the connection
@@ -522,9 +529,7 @@ def test_subscribe_failure_rejects_and_closes() -> None:
 def test_connect_error_is_an_internal_error_and_retried_on_the_next_call() -> None:
     session = make()
     connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
-    effects = session.rpc_succeeded(
-        connect.token, ConnectionResponse(status=ERROR, error_msg="db down")
-    )
+    effects = session.rpc_succeeded(connect.token, ConnectReply(status=ERROR, error_msg="db down"))
     assert sent(effects) == [[4, "1", "InternalError", "backend error on Connect", {}]]
     assert not any(isinstance(e, Close) for e in effects)
     assert not session.connected
@@ -548,7 +553,7 @@ def test_subscribe_error_is_an_internal_error_and_retried() -> None:
     session = make()
     connect = only_rpc(session.frame_received(call("1", "StatusNotification")), "connect")
     subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()))
-    effects = session.rpc_succeeded(subscribe.token, CommandResponse(status=ERROR))
+    effects = session.rpc_succeeded(subscribe.token, CommandReply(status=ERROR))
     assert sent(effects) == [[4, "1", "InternalError", "backend error on subscribe", {}]]
     again = only_rpc(session.frame_received(call("2", "StatusNotification")))
     assert again.request.command == "subscribe"
@@ -557,7 +562,7 @@ def test_subscribe_error_is_an_internal_error_and_retried() -> None:
 def test_message_error_is_an_internal_error() -> None:
     session = established()
     rpc = only_rpc(session.frame_received(call("2", "StatusNotification")))
-    effects = session.rpc_succeeded(rpc.token, CommandResponse(status=ERROR, error_msg="boom"))
+    effects = session.rpc_succeeded(rpc.token, CommandReply(status=ERROR, error_msg="boom"))
     assert sent(effects) == [[4, "2", "InternalError", "backend error on StatusNotification", {}]]
 
 
@@ -573,7 +578,7 @@ def test_message_rpc_failure_is_an_internal_error_and_the_next_call_proceeds() -
 def test_message_failure_is_a_generic_error() -> None:
     session = established()
     rpc = only_rpc(session.frame_received(call("2", "StatusNotification")))
-    effects = session.rpc_succeeded(rpc.token, CommandResponse(status=FAILURE))
+    effects = session.rpc_succeeded(rpc.token, CommandReply(status=FAILURE))
     assert sent(effects) == [[4, "2", "GenericError", "rejected by backend", {}]]
 
 
@@ -583,7 +588,7 @@ def test_message_failure_with_an_explicit_reply_sends_that_reply() -> None:
     ack = transmission(
         {"command": "Ack", "id": "2", "payload": {"idTagInfo": {"status": "Invalid"}}}
     )
-    effects = session.rpc_succeeded(rpc.token, CommandResponse(status=FAILURE, transmissions=[ack]))
+    effects = session.rpc_succeeded(rpc.token, CommandReply(status=FAILURE, transmissions=[ack]))
     assert sent(effects) == [[3, "2", {"idTagInfo": {"status": "Invalid"}}]]
 
 
@@ -604,7 +609,7 @@ def test_disconnect_true_replies_then_closes() -> None:
 def test_disconnect_true_with_failure() -> None:
     session = established()
     rpc = only_rpc(session.frame_received(call("2", "StatusNotification")))
-    effects = session.rpc_succeeded(rpc.token, CommandResponse(status=FAILURE, disconnect=True))
+    effects = session.rpc_succeeded(rpc.token, CommandReply(status=FAILURE, disconnect=True))
     assert sent(effects) == [[4, "2", "GenericError", "rejected by backend", {}]]
     assert effects[-1] == Close(1000, "disconnected by backend")
 
@@ -941,9 +946,9 @@ def test_report_responses_are_applied() -> None:
 
 
 @pytest.mark.parametrize(
-    "response", [CommandResponse(status=ERROR, error_msg="x"), CommandResponse(status=FAILURE)]
+    "response", [CommandReply(status=ERROR, error_msg="x"), CommandReply(status=FAILURE)]
 )
-def test_report_errors_are_only_logged(response: CommandResponse) -> None:
+def test_report_errors_are_only_logged(response: CommandReply) -> None:
     session = established()
     broadcast_command(session, id="r-1")
     rpc = only_rpc(session.frame_received('[3,"r-1",{}]'))
@@ -1030,13 +1035,13 @@ def test_connection_lost_leaves_streams_reports_commands_and_disconnects() -> No
     assert session.broadcast({"command": "Reset", "payload": {}}) == []
     assert session.remote_disconnect() == []
     assert session.frame_received(call("9", "StatusNotification")) == []
-    assert session.rpc_succeeded(disconnect.token, DisconnectResponse(status=SUCCESS)) == []
+    assert session.rpc_succeeded(disconnect.token, DisconnectReply(status=SUCCESS)) == []
 
 
 def test_disconnect_rpc_error_is_only_logged() -> None:
     session = established()
     disconnect = only_rpc(session.connection_lost(), "disconnect")
-    assert session.rpc_succeeded(disconnect.token, DisconnectResponse(status=ERROR)) == []
+    assert session.rpc_succeeded(disconnect.token, DisconnectReply(status=ERROR)) == []
 
 
 def test_connection_lost_before_any_call() -> None:
@@ -1149,6 +1154,8 @@ class Harness:
         self.timers: set[str] = set()
         self.replies: list[Any] = []
         self.closed = False
+        self.connected = False  # a Connect succeeded
+        self.disconnected = False
 
     def run(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -1158,6 +1165,11 @@ class Harness:
                 if frame[0] in (3, 4) and not self.closed:
                     self.replies.append(frame[1])
             elif isinstance(effect, RPC):
+                # the Disconnect comes once, after the socket closed, and nothing after it
+                assert not self.disconnected, effect
+                if effect.method == "disconnect":
+                    assert self.session.closed and self.connected
+                    self.disconnected = True
                 self.pending.append(effect)
             elif isinstance(effect, StartTimer):
                 self.timers.add(effect.name)
@@ -1181,15 +1193,16 @@ class Harness:
             return
         status = {"failure": FAILURE, "error": ERROR}.get(outcome, SUCCESS)
         if rpc.method == "connect":
-            response: Any = ConnectionResponse(status=status, identifiers="i")
+            response: Any = ConnectReply(status=status, identifiers="i")
+            self.connected = self.connected or status == SUCCESS
         elif rpc.method == "disconnect":
-            response = DisconnectResponse(status=status)
+            response = DisconnectReply(status=status)
         else:
             transmissions = []
             if outcome == "ack" and rpc.request.command == "message":
                 unique_id = json.loads(rpc.request.data)["id"]
                 transmissions = [json.dumps({"command": "Ack", "id": unique_id, "payload": {}})]
-            response = CommandResponse(
+            response = CommandReply(
                 status=status, disconnect=outcome == "disconnect", transmissions=transmissions
             )
         self.run(self.session.rpc_succeeded(rpc.token, response))
@@ -1228,6 +1241,13 @@ def test_any_frames_never_raise_and_every_call_is_answered_once(
     if not harness.closed:
         assert answered == expected
         assert not {t for t in harness.timers if t.startswith("call:")}
+        harness.closed = True
+        harness.run(harness.session.connection_lost())
+    # once every answer is in, the backend has heard of the end exactly when it connected
+    while harness.pending:
+        harness.resolve("success")
+    assert harness.disconnected == harness.connected
+    assert harness.session.phase is Phase.CLOSED
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -1241,3 +1261,90 @@ def test_arbitrary_frames_never_raise(texts: list[str]) -> None:
                 frame = json.loads(effect.text)
                 assert frame[0] in (3, 4)
                 assert isinstance(frame[1], str) and 0 < len(frame[1]) <= 36
+
+
+# --- phases ----------------------------------------------------------------------------
+
+
+def test_a_session_goes_through_the_phases() -> None:
+    session = make()
+    assert session.phase is Phase.IDLE
+    connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
+    assert session.phase is Phase.CONNECTING
+    subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
+    assert session.phase is Phase.SUBSCRIBING and session.connected and not session.subscribed
+    session.rpc_succeeded(subscribe.token, ok())
+    assert session.phase is Phase.ACTIVE and session.subscribed
+    disconnect = only_rpc(session.connection_lost(), "disconnect")
+    assert list(disconnect.request.subscriptions) == [IDENTIFIER]
+    assert session.phase is Phase.CLOSED and session.closed and not session.connected
+
+
+def test_closing_while_subscribing_waits_for_the_answer() -> None:
+    session = make()
+    connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
+    subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
+    assert session.connection_lost() == []
+    assert session.phase is Phase.CLOSED_SUBSCRIBING and session.closed
+    disconnect = only_rpc(session.rpc_succeeded(subscribe.token, ok()), "disconnect")
+    assert list(disconnect.request.subscriptions) == [IDENTIFIER]
+    assert session.phase is Phase.CLOSED
+
+
+def test_closing_while_subscribing_then_the_subscribe_fails() -> None:
+    session = make()
+    connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
+    subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
+    session.connection_lost()
+    disconnect = only_rpc(session.rpc_failed(subscribe.token, "unavailable"), "disconnect")
+    assert list(disconnect.request.subscriptions) == []
+    assert session.phase is Phase.CLOSED
+
+
+def test_a_heartbeat_ends_the_idle_phase() -> None:
+    session = make()
+    session.opened()
+    session.frame_received(call("hb", "Heartbeat"))
+    assert session.phase is Phase.CONNECTING
+    assert session.timer_fired(IDLE_TIMER) == []
+
+
+def test_the_idle_timer_closes_an_idle_session() -> None:
+    session = make()
+    session.opened()
+    assert session.timer_fired(IDLE_TIMER) == [Close(1000, "idle")]
+    assert session.phase is Phase.IDLE
+    assert session.connection_lost() == []
+    assert session.phase is Phase.CLOSED
+
+
+class _Gauge:
+    def __init__(self) -> None:
+        self.authenticated = 0
+
+    def __getattr__(self, name: str):  # every other metric: ignored
+        return lambda *args, **kwargs: None
+
+    def session_authenticated(self, delta: int) -> None:
+        self.authenticated += delta
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_authenticated_sessions_gauge_is_balanced(late: bool) -> None:
+    gauge = _Gauge()
+    session = make()
+    session.metrics = gauge
+    connect = only_rpc(session.frame_received(call("1", "BootNotification", BOOT)), "connect")
+    if late:  # the Connect succeeds after the socket closed: its Disconnect follows at once
+        session.connection_lost()
+        only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "disconnect")
+        assert gauge.authenticated == 0
+    else:
+        session.rpc_succeeded(connect.token, connect_ok())
+        assert gauge.authenticated == 1
+        session.connection_lost()
+    assert gauge.authenticated == 0
+
+
+def test_an_established_session_is_active() -> None:
+    assert established().phase is Phase.ACTIVE

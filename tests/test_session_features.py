@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from ocppcable.cable import CommandReply, Status
 from ocppcable.ocpp import v21, v201
 from ocppcable.ocpp.validation import validator_for
-from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse
 from ocppcable.session import RPC, Close, JoinStream, Send, Session, SessionSettings
 from tests.test_session import (
     BOOT,
@@ -30,8 +30,8 @@ from tests.test_session import (
 )
 
 
-def reply_with(message: dict[str, Any]) -> CommandResponse:
-    return CommandResponse(status=SUCCESS, transmissions=[transmission(message)])
+def reply_with(message: dict[str, Any]) -> CommandReply:
+    return CommandReply(status=Status.SUCCESS, transmissions=[transmission(message)])
 
 
 def test_defer_holds_the_default_until_the_broadcast_reply():
@@ -246,7 +246,7 @@ def test_spec_7_duplicate_unique_id_in_flight():
 def test_spec_7_malformed_backend_response():
     session = established()
     message = only_rpc(session.frame_received(call("m", "DataTransfer", {"vendorId": "v"})))
-    response = CommandResponse(status=SUCCESS, transmissions=["[not json"])
+    response = CommandReply(status=Status.SUCCESS, transmissions=["[not json"])
     assert sent(session.rpc_succeeded(message.token, response)) == [
         [4, "m", "InternalError", "malformed backend reply", {}]
     ]

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ocppcable.ratelimit import TokenBucket
 from ocppcable.rpc.interface import IRPCClient
 
 log = Logger()
@@ -32,8 +33,7 @@ class RateLimitedDisconnects:
         self.rate = rate
         self.target = rpc.target
         self._queue: deque[tuple[str, Any, Deferred[Any]]] = deque()
-        self._tokens = rate
-        self._refilled = clock.seconds()
+        self._bucket = TokenBucket(rate, rate, clock.seconds)
         self._tick: IDelayedCall | None = None
         self._in_flight: set[Deferred[Any]] = set()  # Disconnects
         self._others: set[Deferred[Any]] = set()  # Connects and Commands
@@ -75,11 +75,7 @@ class RateLimitedDisconnects:
             yield _within(pending, remaining, self.clock)
 
     def _pump(self) -> None:
-        now = self.clock.seconds()
-        self._tokens = min(self.rate, self._tokens + (now - self._refilled) * self.rate)
-        self._refilled = now
-        while self._queue and (self._draining or self._tokens >= 1):
-            self._tokens -= 1
+        while self._queue and (self._draining or self._bucket.take()):
             self._make(*self._queue.popleft())
         if self._queue and self._tick is None:
             self._tick = self.clock.callLater(1 / self.rate, self._ticked)

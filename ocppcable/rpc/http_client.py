@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ocppcable import cable
 from ocppcable.metrics import IMetrics
 from ocppcable.protos.rpc_pb2 import CommandResponse, ConnectionResponse, DisconnectResponse
 from ocppcable.rpc.breaker import CircuitBreaker, State
@@ -34,7 +35,7 @@ from ocppcable.rpc.http1 import (
     TLSFailed,
 )
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
-from ocppcable.rpc.policy import CallPolicy
+from ocppcable.rpc.policy import CallPolicy, NotSent
 
 log = Logger()
 
@@ -42,14 +43,16 @@ log = Logger()
 #: as gRPC UNAVAILABLE: 100 ms × 2^n)
 _BACKOFF = 0.1
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _decode = json.JSONDecoder().decode
 
 
-def _classify(error: BaseException) -> float | None:
-    """Only a request the backend surely did not get is tried again: a Command it processed
-    and whose answer was lost must not run twice."""
-    return _BACKOFF if isinstance(error, RequestNotSent) else None
+def _not_sent(failure: Failure) -> Failure:
+    """Only a request the backend surely did not get is tried again (:class:`NotSent`): a
+    Command it processed and whose answer was lost must not run twice."""
+    if failure.check(RequestNotSent):
+        raise NotSent(failure.value, _BACKOFF)
+    return failure
 
 
 def _describe(error: BaseException) -> str:
@@ -148,8 +151,8 @@ def _heads(target: str, key: str | None) -> dict[str, bytes]:
 @implementer(IRPCClient)
 class HTTPRPCClient(Service):
     """Calls an AnyCable HTTP RPC server at ``target`` (e.g. ``http://localhost:3000/_anycable``)
-    over keep-alive connections, opened from ``startService`` on: at most ``concurrency`` of
-    them, as many as calls may be in flight."""
+    over keep-alive connections, opened from ``startService`` on: at most as many as the
+    policy lets calls be in flight (slow ones included)."""
 
     name = "rpc"
 
@@ -166,7 +169,6 @@ class HTTPRPCClient(Service):
         self.reactor = reactor
         self.target = target
         self.key = key
-        self.concurrency = concurrency
         self.timeout = timeout
         self.policy = CallPolicy(reactor, concurrency, timeout, metrics)
         self.breaker = breaker or CircuitBreaker(reactor)
@@ -176,7 +178,7 @@ class HTTPRPCClient(Service):
     def startService(self) -> None:
         super().startService()
         endpoint = _endpoint(self.reactor, self.target, self.timeout)
-        self._pool = HTTP1Pool(self.reactor, endpoint, self.concurrency)
+        self._pool = HTTP1Pool(self.reactor, endpoint, self.policy.max_in_flight)
 
     def stopService(self) -> Deferred[Any] | None:
         super().stopService()
@@ -207,9 +209,9 @@ class HTTPRPCClient(Service):
                 raise RPCUnavailable("backend unavailable (circuit open)")
             d = self._pool.request(data)
             d.addCallbacks(self._answered, self._failed, (method, kind), None, (method,))
-            return d.addBoth(self._record, generation)
+            return d.addBoth(self._record, generation).addErrback(_not_sent)
 
-        return self.policy.run(method, attempt, _classify, _describe)
+        return self.policy.run(method, sid, attempt, _describe)
 
     @staticmethod
     def _answered(response: Response, method: str, kind: type[Message]) -> Message:
@@ -237,11 +239,16 @@ class HTTPRPCClient(Service):
             )
         return result
 
-    def connect(self, sid: str, request: Any) -> Deferred[ConnectionResponse]:
-        return self._call("connect", sid, request, ConnectionResponse)
+    def connect(self, sid: str, request: cable.ConnectRequest) -> Deferred[cable.ConnectReply]:
+        d = self._call("connect", sid, cable.connect_request_pb(request), ConnectionResponse)
+        return d.addCallback(cable.connect_reply_from_pb)
 
-    def command(self, sid: str, request: Any) -> Deferred[CommandResponse]:
-        return self._call("command", sid, request, CommandResponse)
+    def command(self, sid: str, request: cable.CommandRequest) -> Deferred[cable.CommandReply]:
+        d = self._call("command", sid, cable.command_request_pb(request), CommandResponse)
+        return d.addCallback(cable.command_reply_from_pb)
 
-    def disconnect(self, sid: str, request: Any) -> Deferred[DisconnectResponse]:
-        return self._call("disconnect", sid, request, DisconnectResponse)
+    def disconnect(
+        self, sid: str, request: cable.DisconnectRequest
+    ) -> Deferred[cable.DisconnectReply]:
+        d = self._call("disconnect", sid, cable.disconnect_request_pb(request), DisconnectResponse)
+        return d.addCallback(cable.disconnect_reply_from_pb)
