@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.task import Cooperator
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
@@ -246,7 +247,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
     metrics = PrometheusMetrics()
-    hub = Hub(metrics)
+    hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
     client = make_rpc(config, reactor, metrics)
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     settings = SessionSettings(
