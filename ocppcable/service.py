@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
@@ -30,10 +30,11 @@ from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
 from ocppcable.redis_connection import RedisLink
+from ocppcable.reuseport import shares_port
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
-from ocppcable.web import MetricsResource, build_site
+from ocppcable.web import MetricsResource, build_metrics_site, build_site
 from ocppcable.websocket import StationFactory
 
 log = Logger()
@@ -65,6 +66,8 @@ class Listener(Service):
         self.factory = factory
         #: the option that configured this endpoint, named when it cannot listen
         self.option = option
+        #: a reuseport: endpoint, shared with other processes
+        self.shared = shares_port(description)
         self.port: IListeningPort | None = None
         self._binding: Deferred[None] | None = None
         self._waiting: list[Deferred[IListeningPort]] = []
@@ -120,6 +123,10 @@ class Listener(Service):
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
+        return self.stop_listening()
+
+    def stop_listening(self) -> Deferred[None] | None:
+        """Close the listening port (again: nothing)."""
         binding, self._binding = self._binding, None
         if binding is None:
             return None
@@ -155,6 +162,8 @@ class Gateway(MultiService):
         self.metrics = metrics
         self.shutdown_timeout = shutdown_timeout
         self.listeners: list[Listener] = []
+        #: the --metrics-listen listener, if any
+        self.metrics_listener: Listener | None = None
         self.broadcasters: list[Any] = []
 
     #: installed as twistd's log observer when set (see :mod:`ocppcable.logs`)
@@ -175,12 +184,13 @@ class Gateway(MultiService):
         super().startService()
         log.info(
             "ocppcable serving OCPP ({versions}) at {endpoints} under {path}/<station_id>; "
-            "RPC: {rpc}; broadcasts: {adapters}",
+            "RPC: {rpc}; broadcasts: {adapters}; metrics: {metrics}",
             versions=", ".join(self.stations.catalogs),
             endpoints=", ".join(listener.description for listener in self.listeners),
             path=self.stations.prefix.rstrip("/"),
             rpc=self.rpc.target,
             adapters=", ".join(b.description for b in self.broadcasters) or "none",
+            metrics=self.metrics_listener.description if self.metrics_listener else "main port",
         )
 
     @inlineCallbacks
@@ -190,6 +200,10 @@ class Gateway(MultiService):
         listeners, broadcasters and RPC client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
+        # a port shared with other instances (reuseport:) closes first: the kernel then hands
+        # the stations that reconnect to the other instances, not to this draining one
+        closing = [listener.stop_listening() for listener in self.listeners if listener.shared]
+        yield gatherResults([d for d in closing if d is not None])
         stations = self.hub.stations()
         if stations:
             log.info("closing {count} station(s)", count=len(stations))
@@ -233,7 +247,10 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
     max_body = config["http-broadcast-max-body"]
     if key is not None:
         return HTTPBroadcaster(dispatch, key, path, "the main port", max_body)
-    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"])
+    # instances that share their main port (reuseport:) share the broadcaster's port as well;
+    # a broadcast that reaches any of them is relayed to all over the cluster
+    shared = any(shares_port(description) for description in config["listen"])
+    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"], shared)
     broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint, max_body)
     limits = SiteLimits(config["handshake-timeout"], config["max-pending-connections"])
     listener = Listener(
@@ -325,7 +342,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         gateway.broadcasters.append(broadcaster)
     if publisher is not None:
         ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
-    if config["metrics-path"]:
+    if config["metrics-path"] and not config["metrics-listen"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     limits = SiteLimits(
         handshake_timeout=config["handshake-timeout"],
@@ -339,4 +356,10 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         listener = Listener(reactor, description, site, option)
         listener.setServiceParent(gateway)
         gateway.listeners.append(listener)
+    if config["metrics-listen"]:
+        metrics_site = build_metrics_site(stations, config["metrics-path"], metrics)
+        gateway.metrics_listener = Listener(
+            reactor, config["metrics-listen"], metrics_site, "--metrics-listen"
+        )
+        gateway.metrics_listener.setServiceParent(gateway)
     return gateway

@@ -86,3 +86,13 @@ def build_site(
     site = QuietSite(root, limits, stations.reactor)
     site.upgraded_closed = lambda: stations.connections_closed
     return site
+
+
+def build_metrics_site(
+    stations: StationFactory, path: str, metrics: PrometheusMetrics
+) -> QuietSite:
+    """``/health`` and the Prometheus endpoint at ``path``: the site of ``--metrics-listen``,
+    a port of each instance's own when several share the main port."""
+    root = Resource()
+    root.putChild(b"health", Health(stations))
+    return QuietSite(mount(root, path, MetricsResource(metrics)), reactor=stations.reactor)

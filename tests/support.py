@@ -4,18 +4,27 @@ stations."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import os
 import shutil
 import socket
+import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.protobuf import json_format
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
@@ -34,6 +43,12 @@ from ocppcable.rpc.grpc_server import serve
 from ocppcable.service import makeService
 
 TIMEOUT = 10.0
+
+#: the checkout's root directory
+ROOT = Path(__file__).resolve().parents[1]
+
+#: the installed ``twistd`` script, next to this Python
+TWISTD = [str(Path(sys.executable).with_name("twistd"))]
 
 
 def aio(coro: Coroutine[Any, Any, Any]) -> Deferred[Any]:
@@ -233,6 +248,19 @@ class Gateway:
 
     def url(self, station_id: str, path: str = "/ocpp") -> str:
         return f"ws://127.0.0.1:{self.port}{path}/{station_id}"
+
+
+def twistd(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """``twistd -n ocppcable *args`` as operators run it, its output on ``stdout``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [*TWISTD, "-n", "--pidfile=", "ocppcable", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        **kwargs,
+    )
 
 
 # --- stations -----------------------------------------------------------------------------------
@@ -447,3 +475,97 @@ class HTTPBackend(Resource):
 def http_client(reactor: Any) -> HTTPClient:
     """A treq client whose connections do not outlive a request (no idle sockets after tests)."""
     return HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+
+
+# --- a fresh checkout ----------------------------------------------------------------------------
+
+
+def fresh_copy(destination: Path) -> None:
+    """The repository's files (tracked, and new ones not ignored) as they are now."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # not a file deleted in the work tree
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment (pip's settings included) without anything that would
+    configure the gateway or point at this test run's virtualenv."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANYCABLE_", "OCPPCABLE_"))
+        and name not in ("PORT", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
+    if sys.prefix != sys.base_prefix:  # run from a virtualenv: "python3" must not be its own
+        ours = str(Path(sys.prefix) / "bin")
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != ours)
+    return env
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def _certificate(subject: str, issuer_key, issuer_name, key, ca: bool = False):
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if subject == "localhost":
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+class PKI:
+    """A CA, a server certificate for localhost and station certificates, as PEM files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+        ca = _certificate("Test CA", self.ca_key, self.ca_name, self.ca_key, ca=True)
+        self.ca = self._write("ca", ca, None)
+        self.server_cert, self.server_key = self.issue("localhost")
+
+    def _write(self, name, cert, key) -> Path:
+        path = self.dir / f"{name}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            key_path = self.dir / f"{name}.key"
+            key_path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        return path
+
+    def issue(self, subject: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(subject, self.ca_key, self.ca_name, key)
+        return self._write(subject, cert, key), self.dir / f"{subject}.key"
+
+    def client_context(self, station: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if station is not None:
+            cert, key = self.issue(station)
+            context.load_cert_chain(str(cert), str(key))
+        return context

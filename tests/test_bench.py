@@ -2,6 +2,8 @@
 
 No figure is asserted here (performance targets live in bench/, never in unit tests); this only
 checks that every process starts, every scenario completes and all six figures are reported.
+It takes half a minute, so the default run leaves it out: ``python -m pytest -m bench`` (as
+``.ci/run`` does after the README's test command) runs it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.bench
 def test_smoke_profile_reports_every_figure(tmp_path):
     out = tmp_path / "smoke.json"
     run = subprocess.run(

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import json
 import signal
 import ssl
 import subprocess
-from pathlib import Path
 
+import pytest
 import pytest_twisted
 import websockets
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 from websockets.exceptions import InvalidStatus
 
-from tests.support import TIMEOUT, aio, free_port, http_client, raw_socket, wait_for
-from tests.test_twistd import TWISTD, twistd
+from tests.support import (
+    PKI,
+    TIMEOUT,
+    TWISTD,
+    aio,
+    free_port,
+    http_client,
+    raw_socket,
+    twistd,
+    wait_for,
+)
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 
@@ -234,69 +238,16 @@ async def test_json_logs_carry_the_station_id(redis_server, reactor):
 # --- TLS -----------------------------------------------------------------------------------------
 
 
-def _certificate(subject: str, issuer_key, issuer_name, key, ca: bool = False):
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if subject == "localhost":
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-class PKI:
-    """A CA, a server certificate for localhost and station certificates, as PEM files."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
-        ca = _certificate("Test CA", self.ca_key, self.ca_name, self.ca_key, ca=True)
-        self.ca = self._write("ca", ca, None)
-        self.server_cert, self.server_key = self.issue("localhost")
-
-    def _write(self, name, cert, key) -> Path:
-        path = self.dir / f"{name}.pem"
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        if key is not None:
-            key_path = self.dir / f"{name}.key"
-            key_path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-        return path
-
-    def issue(self, subject: str) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate(subject, self.ca_key, self.ca_name, key)
-        return self._write(subject, cert, key), self.dir / f"{subject}.key"
-
-    def client_context(self, station: str | None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca))
-        if station is not None:
-            cert, key = self.issue(station)
-            context.load_cert_chain(str(cert), str(key))
-        return context
-
-
+@pytest.mark.parametrize("kind", ["ssl", "reuseport"])
 @pytest_twisted.ensureDeferred
-async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, backend, tmp_path):
+async def test_tls_with_basic_auth_forwards_the_authorization(
+    kind, start_gateway, backend, tmp_path
+):
     pki = PKI(tmp_path)
     port = free_port()
     await start_gateway(
-        f"--listen=ssl:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}:interface=127.0.0.1",
+        f"--listen={kind}:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        ":interface=127.0.0.1",
         f"--rpc-host=127.0.0.1:{backend.port}",
         "--broadcast-adapter=http",
     )
@@ -319,12 +270,15 @@ async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, bac
     assert env.headers["authorization"] == basic
 
 
+@pytest.mark.parametrize("kind", ["mtls", "reuseport"])
 @pytest_twisted.ensureDeferred
-async def test_mutual_tls_forwards_and_checks_the_certificate(start_gateway, backend, tmp_path):
+async def test_mutual_tls_forwards_and_checks_the_certificate(
+    kind, start_gateway, backend, tmp_path
+):
     pki = PKI(tmp_path)
     port = free_port()
     await start_gateway(
-        f"--listen=mtls:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        f"--listen={kind}:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
         f":caCerts={pki.ca}:interface=127.0.0.1",
         f"--rpc-host=127.0.0.1:{backend.port}",
         "--broadcast-adapter=http",
@@ -362,7 +316,8 @@ async def test_mutual_tls_forwards_and_checks_the_certificate(start_gateway, bac
 
 def test_plugin_endpoint_refuses_mtls_without_cas():
     out = subprocess.run(
-        [*TWISTD, "-n", "--pidfile=", "ocppcable", "--listen=mtls:0:privateKey=x"],
+        [*TWISTD, "-n", "--pidfile=", "ocppcable", "--listen=mtls:0:privateKey=x"]
+        + ["--http-broadcast-port=0"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
