@@ -11,7 +11,7 @@ from ocppcable.cable import CommandReply, Status
 from ocppcable.ocpp import v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.session import RPC, Close, JoinStream, Send, Session, SessionSettings
-from tests.test_session import (
+from tests.support import (
     BOOT,
     HEADERS,
     NOW,
