@@ -316,6 +316,29 @@ class Options(usage.Options):
             non_negative_float,
         ],
         [
+            "handshake-timeout",
+            None,
+            5.0,
+            "Seconds a new connection has to send its whole request head (a station: its "
+            "WebSocket upgrade); slower ones are closed.",
+            positive_float,
+        ],
+        [
+            "max-pending-connections",
+            None,
+            1024,
+            "Connections still sending their request head; more are closed on accept.",
+            positive_int,
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Open connections on the main port; more are closed on accept [default: the "
+            "open-file limit less 100 descriptors kept for everything else]",
+            positive_int,
+        ],
+        [
             "max-message-size",
             None,
             65536,
@@ -358,6 +381,13 @@ class Options(usage.Options):
             port_number,
         ],
         ["http-broadcast-path", None, "/_broadcast", "URL path of the HTTP broadcaster."],
+        [
+            "http-broadcast-max-body",
+            None,
+            4 * 1024 * 1024,
+            "Largest HTTP broadcast body, in bytes; larger ones get 413 before they are read.",
+            positive_int,
+        ],
         ["redis-url", None, "redis://localhost:6379", "Redis URL (redis:// or rediss://)."],
         ["redis-channel", None, "__anycable__", "Redis pub/sub channel for broadcasts."],
         [

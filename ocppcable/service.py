@@ -9,6 +9,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, suc
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.task import Cooperator
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
@@ -22,6 +23,7 @@ from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
 from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.cluster.relay import ClusterRelay
 from ocppcable.cluster.takeover import ClusterTakeover
+from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
@@ -246,14 +248,18 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
     """With a key: mounted on the main site by the caller; without: on its own listener."""
     key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
     path = config["http-broadcast-path"]
+    max_body = config["http-broadcast-max-body"]
     if key is not None:
-        return HTTPBroadcaster(dispatch, key, path, "the main port")
+        return HTTPBroadcaster(dispatch, key, path, "the main port", max_body)
     # instances that share their main port (reuseport:) share the broadcaster's port as well;
     # a broadcast that reaches any of them is relayed to all over the cluster
     shared = any(shares_port(description) for description in config["listen"])
     endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"], shared)
-    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
-    listener = Listener(reactor, endpoint, broadcaster.site(), "--http-broadcast-port")
+    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint, max_body)
+    limits = SiteLimits(config["handshake-timeout"], config["max-pending-connections"])
+    listener = Listener(
+        reactor, endpoint, broadcaster.site(limits, reactor), "--http-broadcast-port"
+    )
     listener.setServiceParent(broadcaster)
     return broadcaster
 
@@ -262,7 +268,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
     metrics = PrometheusMetrics()
-    hub = Hub(metrics)
+    hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
     client = make_rpc(config, reactor, metrics)
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     settings = SessionSettings(
@@ -294,6 +300,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         forward_headers=config["headers"],
         max_message_size=config["max-message-size"],
         ping_interval=config["ping-interval"],
+        handshake_timeout=config["handshake-timeout"],
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
     )
@@ -342,7 +349,12 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
     if config["metrics-path"] and not config["metrics-listen"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
-    site = build_site(config["ocpp-path"], stations, on_main_site)
+    limits = SiteLimits(
+        handshake_timeout=config["handshake-timeout"],
+        max_pending=config["max-pending-connections"],
+        max_connections=config["max-connections"] or connection_budget(),
+    )
+    site = build_site(config["ocpp-path"], stations, on_main_site, limits)
     from_port = [tcp_endpoint(config["port"], config["host"])]
     option = "--port" if config["listen"] == from_port else "--listen"
     for description in config["listen"]:

@@ -326,6 +326,10 @@ class StationProtocol(WebSocketServerProtocol):
             return
         self._event(self.session.frame_received, payload.decode("utf-8"))
 
+    def connectionLost(self, reason: Any) -> None:
+        self.factory.connections_closed += 1
+        super().connectionLost(reason)
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is not None:
             by = "station"
@@ -483,6 +487,7 @@ class StationFactory(WebSocketServerFactory):
         forward_headers: Sequence[str],
         max_message_size: int,
         ping_interval: float,
+        handshake_timeout: float = 5.0,
         metrics: IMetrics | None = None,
         require_cert_match: bool = False,
     ) -> None:
@@ -492,6 +497,9 @@ class StationFactory(WebSocketServerFactory):
         self.metrics = metrics or NoMetrics()
         #: set at shutdown: new stations are refused (503) and /health answers 503
         self.draining = False
+        #: station connections (upgraded from HTTP) closed so far, for the site's count of open
+        #: connections
+        self.connections_closed = 0
         self.hub = hub
         self.rpc = rpc
         self.catalogs = dict(catalogs)
@@ -503,7 +511,7 @@ class StationFactory(WebSocketServerFactory):
             versions=[13],
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
-            openHandshakeTimeout=10,
+            openHandshakeTimeout=handshake_timeout,
             closeHandshakeTimeout=CLOSE_TIMEOUT,
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_interval / 2 if ping_interval else 0,

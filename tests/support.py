@@ -1,6 +1,6 @@
-"""What tests share: real parts for end-to-end tests (a redis-server, a gRPC or HTTP backend, the
-gateway, OCPP stations, TLS files) and the helpers that drive a sans-I/O session with plain
-calls."""
+"""The helpers every test module shares (tests import from here and conftest, never from each
+other): real parts for end-to-end tests (a redis-server, a gRPC or HTTP backend, the gateway,
+OCPP stations, twistd, a PKI, a fresh checkout) and plain calls driving the sans-I/O session."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from google.protobuf import json_format
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16 import call as v16_call
+from ocpp.v16 import call as calls
 from ocpp.v16.enums import Action
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
@@ -293,26 +293,26 @@ async def charging_session(cp: Station) -> None:
     """Boot → Authorize → StartTransaction → MeterValues → StopTransaction against the demo
     channel (tests.support.Backend or ocppcable.demo), checking each reply."""
     boot = await cp.call(
-        v16_call.BootNotification(
+        calls.BootNotification(
             charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
         )
     )
     assert boot.status == "Accepted" and boot.interval == 60
-    auth = await cp.call(v16_call.Authorize(id_tag="TAG-OK"))
+    auth = await cp.call(calls.Authorize(id_tag="TAG-OK"))
     assert auth.id_tag_info["status"] == "Accepted"
     start = await cp.call(
-        v16_call.StartTransaction(
+        calls.StartTransaction(
             connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
         )
     )
     assert start.transaction_id == 1
     sample = {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
     values = await cp.call(
-        v16_call.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample])
+        calls.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample])
     )
     assert values is not None  # {} (the default reply), schema-validated by the client
     stop = await cp.call(
-        v16_call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
+        calls.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
     )
     assert stop is not None
 
@@ -578,9 +578,9 @@ class PKI:
         return context
 
 
-# --- the sans-I/O session: plain calls in, effects out ------------------------------------------
+# --- the sans-I/O session, driven with plain calls ---------------------------------------------
 
-ERROR, SUCCESS, FAILURE = Status.ERROR, Status.SUCCESS, Status.FAILURE
+
 NOW = "2026-01-01T00:00:00.000Z"
 URL = "http://gateway.test/ocpp/CP-1?token=t"
 HEADERS = {"authorization": "Basic Q1AtMTpwdw==", "REMOTE_ADDR": "10.0.0.1"}
@@ -627,11 +627,11 @@ def _reply_env(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def connect_ok(**kwargs: Any) -> ConnectReply:
-    return ConnectReply(status=SUCCESS, identifiers=IDENTIFIERS, **_reply_env(kwargs))
+    return ConnectReply(status=Status.SUCCESS, identifiers=IDENTIFIERS, **_reply_env(kwargs))
 
 
 def ok(**kwargs: Any) -> CommandReply:
-    return CommandReply(status=SUCCESS, **_reply_env(kwargs))
+    return CommandReply(status=Status.SUCCESS, **_reply_env(kwargs))
 
 
 def transmission(message: dict[str, Any], identifier: str = IDENTIFIER) -> str:

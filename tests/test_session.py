@@ -18,6 +18,7 @@ from ocppcable.cable import (
     ConnectRequest,
     DisconnectReply,
     DisconnectRequest,
+    Status,
 )
 from ocppcable.ocpp import v16
 from ocppcable.phase import Phase
@@ -39,13 +40,10 @@ from ocppcable.session import (
 )
 from tests.support import (
     BOOT,
-    ERROR,
-    FAILURE,
     HEADERS,
     IDENTIFIER,
     IDENTIFIERS,
     NOW,
-    SUCCESS,
     URL,
     broadcast_command,
     call,
@@ -62,6 +60,7 @@ from tests.support import (
     transmission,
 )
 
+ERROR, SUCCESS, FAILURE = Status.ERROR, Status.SUCCESS, Status.FAILURE
 # --- idle timer ------------------------------------------------------------------------------
 
 
