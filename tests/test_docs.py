@@ -65,7 +65,7 @@ def test_every_docs_path_exists(sources):
 
 
 #: a section of a document that is not in the repository: the contract the code was written
-#: from was cited so ("S" "PEC §7"); RFC sections are public and fine
+#: from was cited by its name and a section sign; sections of RFCs are public and fine
 FOREIGN_SECTION = re.compile(r"\b" + "S" + r"PEC\b|§\s*\d")
 
 
