@@ -8,6 +8,11 @@ and its Disconnect). A call that has waited for its answer for :data:`SLOW_AFTER
 gives its slot back while it goes on waiting, so a backend that is slow for some stations does
 not hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
 
+**Priority**: the calls of sessions that have started (their Commands and Disconnects) go
+ahead of :data:`NEW_SESSION_METHODS` (the Connects of stations arriving), and a Connect never
+takes the last :func:`reserved_slots` of the gate. In a reconnect storm, the stations that are
+already served keep being served while the new ones wait their turn.
+
 **Retries** (the rule for backend authors, see ``docs/channel-contract.md``): an RPC is tried
 again only when it surely did not reach the backend's handlers, so the backend never processes
 one twice. A transport says so by failing the attempt with :class:`NotSent`; every other
@@ -36,6 +41,16 @@ PER_STATION = 2
 SLOW_AFTER = 1.0
 #: slow calls in flight at most, as a multiple of the gate's concurrency
 SLOW_FACTOR = 3
+#: the calls that start a session: they wait behind every other call at the gate
+NEW_SESSION_METHODS = frozenset({"connect"})
+#: the two classes of calls at the gate, in the order they are admitted
+CONNECTED, NEW = 0, 1
+
+
+def reserved_slots(concurrency: int) -> int:
+    """Slots of the gate a new session's call never takes: an eighth, at least one (none when
+    the gate has a single slot)."""
+    return max(1, concurrency // 8) if concurrency > 1 else 0
 
 
 class NotSent(Exception):
@@ -67,6 +82,9 @@ class CallPolicy:
     Deferreds.
     """
 
+    #: the classes' names, by class (for metrics)
+    CLASSES = ("connected", "new")
+
     def __init__(
         self,
         clock: IReactorTime,
@@ -84,14 +102,17 @@ class CallPolicy:
         self.per_station = per_station
         self.slow_after = slow_after
         self.max_slow = SLOW_FACTOR * concurrency
+        self.reserved = reserved_slots(concurrency)
         #: admitted calls that occupy a slot, oldest first
         self._young: dict[_Call, None] = {}
         #: admitted calls older than ``slow_after``: in flight, but in no slot
         self.slow = 0
         self._stations: dict[Hashable, _Station] = {}
-        #: stations with a call waiting and room under ``per_station``, in turn order
-        self._turns: deque[_Station] = deque()
-        self._waiting = 0
+        #: stations with a call waiting and room under ``per_station``, in turn order, by the
+        #: class of their next call (:data:`CONNECTED`, :data:`NEW`)
+        self._turns: tuple[deque[_Station], deque[_Station]] = (deque(), deque())
+        #: calls waiting, by class
+        self._waiting = [0, 0]
         self._admitting = False
         self._sweep: IDelayedCall | None = None
 
@@ -109,7 +130,11 @@ class CallPolicy:
     @property
     def pending(self) -> int:
         """Calls waiting at the gate."""
-        return self._waiting
+        return self._waiting[CONNECTED] + self._waiting[NEW]
+
+    def waiting(self, kind: int) -> int:
+        """Calls of class ``kind`` (:data:`CONNECTED` or :data:`NEW`) waiting at the gate."""
+        return self._waiting[kind]
 
     def run(
         self,
@@ -124,17 +149,28 @@ class CallPolicy:
         queue = self._stations.get(station)
         if queue is None:
             queue = self._stations[station] = _Station(station)
-        call = _Call(self, queue, method, attempt, describe)
+        kind = NEW if method in NEW_SESSION_METHODS else CONNECTED
+        call = _Call(self, queue, method, kind, attempt, describe)
         queue.waiting.append(call)
-        self._waiting += 1
+        self._waiting[kind] += 1
         self._take_turn(queue)
         self._admit()
         return call.result
 
     def _take_turn(self, station: _Station) -> None:
-        if not station.queued and station.waiting and station.admitted < self.per_station:
-            station.queued = True
-            self._turns.append(station)
+        if station.queued is None and station.waiting and station.admitted < self.per_station:
+            station.queued = self._turns[station.waiting[0].kind]
+            station.queued.append(station)
+
+    def _next_turns(self) -> deque[_Station] | None:
+        """The turns the next call comes from, if the gate has room for it: a connected
+        session's call first, a new session's only with room beyond the reserved slots."""
+        connected, new = self._turns
+        if connected and self._has_room(self.concurrency):
+            return connected
+        if new and self._has_room(self.concurrency - self.reserved):
+            return new
+        return None
 
     def _admit(self) -> None:
         """Admit waiting calls while the gate has room, one per station in turn."""
@@ -142,11 +178,11 @@ class CallPolicy:
             return
         self._admitting = True
         try:
-            while self._turns and self._has_room():
-                station = self._turns.popleft()
-                station.queued = False
+            while (turns := self._next_turns()) is not None:
+                station = turns.popleft()
+                station.queued = None
                 call = station.waiting.popleft()
-                self._waiting -= 1
+                self._waiting[call.kind] -= 1
                 station.admitted += 1
                 self._young[call] = None
                 self._take_turn(station)
@@ -158,7 +194,11 @@ class CallPolicy:
     def _watch_slow(self) -> None:
         """While calls wait at a full gate, look again when the oldest call in a slot becomes
         slow; else no timer."""
-        waiting = self._turns and len(self._young) >= self.concurrency
+        connected, new = self._turns
+        young = len(self._young)
+        waiting = (connected and young >= self.concurrency) or (
+            new and young >= self.concurrency - self.reserved
+        )
         if waiting and self.slow < self.max_slow:
             if self._sweep is None:
                 oldest = next(iter(self._young))
@@ -168,8 +208,9 @@ class CallPolicy:
             self._sweep.cancel()
             self._sweep = None
 
-    def _has_room(self) -> bool:
-        if len(self._young) < self.concurrency:
+    def _has_room(self, slots: int) -> bool:
+        """Whether fewer than ``slots`` admitted calls occupy a slot."""
+        if len(self._young) < slots:
             return True
         # the gate is full: calls that have been slow long enough give their slots back
         limit = self.clock.seconds() - self.slow_after
@@ -180,7 +221,7 @@ class CallPolicy:
             del self._young[oldest]
             oldest.slow = True
             self.slow += 1
-            if len(self._young) < self.concurrency:
+            if len(self._young) < slots:
                 return True
         return False
 
@@ -202,10 +243,14 @@ class CallPolicy:
     def _leave_queue(self, call: _Call) -> None:
         station = call.station
         station.waiting.remove(call)
-        self._waiting -= 1
-        if not station.waiting and station.queued:
-            self._turns.remove(station)
-            station.queued = False
+        self._waiting[call.kind] -= 1
+        turns = station.queued
+        if turns is not None and (
+            not station.waiting or turns is not self._turns[station.waiting[0].kind]
+        ):
+            turns.remove(station)
+            station.queued = None
+            self._take_turn(station)  # the class of its next call changed
         self._forget_if_idle(station)
         self._watch_slow()
 
@@ -223,7 +268,7 @@ class _Station:
         self.key = key
         self.waiting: deque[_Call] = deque()
         self.admitted = 0
-        self.queued = False  # in CallPolicy._turns
+        self.queued: deque[_Station] | None = None  # the turns of CallPolicy it is in
 
 
 #: status names for metrics, by number
@@ -237,6 +282,7 @@ class _Call:
         "policy",
         "station",
         "method",
+        "kind",
         "attempt",
         "describe",
         "started",
@@ -257,12 +303,14 @@ class _Call:
         policy: CallPolicy,
         station: _Station,
         method: str,
+        kind: int,
         attempt: Callable[[float], Deferred[Any]],
         describe: Callable[[BaseException], str],
     ) -> None:
         self.policy = policy
         self.station = station
         self.method = method
+        self.kind = kind  # CONNECTED or NEW
         self.attempt = attempt
         self.describe = describe
         self.started = policy.clock.seconds()
