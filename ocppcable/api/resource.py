@@ -43,6 +43,22 @@ def _encode(value: Any) -> bytes:
 
 Reply = tuple[int, Any]
 
+#: what the API serves: path segments under :data:`API_PATH` (``*``: a station id), the method,
+#: and the method of :class:`APIResource` that answers
+ROUTES: list[tuple[tuple[str, ...], bytes, str]] = [
+    (("openapi.json",), b"GET", "_openapi"),
+    (("stations",), b"GET", "_stations"),
+    (("stations", "*"), b"GET", "_station"),
+    (("stations", "*", "calls"), b"POST", "_call"),
+    (("calls",), b"POST", "_batch"),
+]
+
+
+def _matches(template: tuple[str, ...], path: list[str]) -> bool:
+    return len(template) == len(path) and all(
+        t == "*" or t == segment for t, segment in zip(template, path, strict=True)
+    )
+
 
 class APIResource(Resource):
     """Routes ``/_ocpp/...`` itself (a leaf), so that the whole API is one resource."""
@@ -104,39 +120,31 @@ class APIResource(Resource):
     def _route(self, request: Request, path: list[str]) -> Reply | Callable[[], Awaitable[Reply]]:
         """An answer at once, or what makes it."""
         method = b"GET" if request.method == b"HEAD" else request.method
-        args = request.args or {}
-        body = b""
-        if path == ["openapi.json"]:
-            allowed, route = b"GET", lambda: self._openapi()
-        elif path == ["stations"]:
-            allowed, route = b"GET", lambda: self._stations(args)
-        elif len(path) == 2 and path[0] == "stations":
-            allowed, route = b"GET", lambda: self._station(path[1])
-        elif len(path) == 3 and path[0] == "stations" and path[2] == "calls":
-            allowed, route = b"POST", lambda: self._call(path[1], body)
-        elif path == ["calls"]:
-            allowed, route = b"POST", lambda: self._batch(body)
-        else:
+        found = [route for route in ROUTES if _matches(route[0], path)]
+        if not found:
             return 404, {"errors": [f"no such resource: {request.path.decode('latin-1')[:200]}"]}
+        [(template, allowed, name)] = found
         if method != allowed:
             request.setHeader(b"allow", b"GET, HEAD" if allowed == b"GET" else allowed)
             return 405, {"errors": [f"use {allowed.decode()}"]}
+        body = b""
         if allowed == b"POST":
             # at most one byte more than allowed is read
             body = request.content.read(self.max_body + 1)
             if len(body) > self.max_body:
                 return 413, {"errors": [f"the body is larger than {self.max_body} bytes"]}
-        return route
+        params = [segment for t, segment in zip(template, path, strict=True) if t == "*"]
+        handler = getattr(self, name)
+        return lambda: handler(request, *params, body)
 
-    @staticmethod
-    async def _openapi() -> Reply:
+    async def _openapi(self, request: Request, body: bytes) -> Reply:
         return 200, OPENAPI
 
-    async def _call(self, station_id: str, body: bytes) -> Reply:
+    async def _call(self, request: Request, station_id: str, body: bytes) -> Reply:
         decoded: dict[str, Any] = {}
         try:
             decoded = models.decode(body, self.limits)
-            request = models.parse_call(decoded, self.limits)
+            call = models.parse_call(decoded, self.limits)
             if not STATION_ID.match(station_id):
                 raise Invalid([f"not a station id: {station_id[:60]!r}"])
         except Invalid as e:
@@ -150,10 +158,10 @@ class APIResource(Resource):
             )
             self.calls.metrics.api_call(str(answer.outcome))
             return answer.status, answer.to_json()
-        answer = await self.calls.call(station_id, request)
+        answer = await self.calls.call(station_id, call)
         return answer.status, answer.to_json()
 
-    async def _batch(self, body: bytes) -> Reply:
+    async def _batch(self, request: Request, body: bytes) -> Reply:
         try:
             batch = models.parse_batch(models.decode(body, self.limits), self.limits)
         except Invalid as e:
@@ -161,16 +169,16 @@ class APIResource(Resource):
         answers = await self.calls.batch(batch.stations, batch.call)
         return 200, {"results": {station: a.to_json() for station, a in answers.items()}}
 
-    async def _stations(self, args: dict[bytes, list[bytes]]) -> Reply:
+    async def _stations(self, request: Request, body: bytes) -> Reply:
         try:
-            after, limit = models.parse_page(args, self.limits)
+            after, limit = models.parse_page(request.args or {}, self.limits)
         except Invalid as e:
             return 422, {"errors": e.errors}
         stations = await self.presence.page(after, limit)
         cursor = stations[-1].id if len(stations) == limit else None
         return 200, {"stations": [s.to_json() for s in stations], "next": cursor}
 
-    async def _station(self, station_id: str) -> Reply:
+    async def _station(self, request: Request, station_id: str, body: bytes) -> Reply:
         info = await self.presence.lookup(station_id) if STATION_ID.match(station_id) else None
         if info is None:
             return 404, {"id": station_id, "errors": ["not connected"]}
