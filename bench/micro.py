@@ -5,14 +5,13 @@
 over an in-memory transport, with an RPC client that answers at once through the real
 :class:`~ocppcable.rpc.policy.CallPolicy`, and prints the CPU per CALL: Autobahn framing, OCPP
 parsing and validation, the session, the call policy, metrics and the reply. No sockets, no
-reactor, no gRPC; ``--src`` measures another checkout's ``ocppcable/``.
+reactor, no gRPC (the in-memory station of :mod:`ocppcable.testing`); ``--src`` measures another
+checkout's ``ocppcable/`` (one that has ``ocppcable/testing.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import struct
 import sys
 import time
 from typing import Any
@@ -24,88 +23,22 @@ FRAMES = (
 )
 
 
-def masked(text: str) -> bytes:
-    data, mask = text.encode(), b"\x01\x02\x03\x04"
-    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-    n = len(data)
-    header = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + struct.pack("!H", n)
-    return header + mask + payload
-
-
 def station(clock: Any) -> tuple[Any, Any]:
-    from twisted.internet.address import IPv4Address
-    from twisted.internet.defer import succeed
-    from twisted.internet.testing import StringTransport
-
-    from ocppcable.cable import CommandReply, ConnectReply, DisconnectReply, Status
-    from ocppcable.hub import Hub
     from ocppcable.metrics import PrometheusMetrics
-    from ocppcable.ocpp import v16
-    from ocppcable.ocpp.validation import validator_for
-    from ocppcable.rpc.policy import CallPolicy
-    from ocppcable.session import SessionSettings
-    from ocppcable.websocket import StationFactory
-
-    class Transport(StringTransport):
-        def unregisterProducer(self) -> None:
-            self.producer = None
+    from ocppcable.testing import AnsweringRPC, MemoryStation, station_factory
 
     metrics = PrometheusMetrics()
-
-    class RPC:
-        target = "in-process"
-
-        def __init__(self) -> None:
-            self.policy = CallPolicy(clock, 28, 10.0, metrics)
-
-        def _run(self, method: str, response: Any) -> Any:
-            return self.policy.run(
-                method, lambda remaining: succeed(response), lambda e: None, repr
-            )
-
-        def connect(self, sid: str, request: Any) -> Any:
-            return self._run("connect", ConnectReply(status=Status.SUCCESS, identifiers="{}"))
-
-        def command(self, sid: str, request: Any) -> Any:
-            streams = ["bench/A-1"] if request.command == "subscribe" else []
-            return self._run("command", CommandReply(status=Status.SUCCESS, streams=streams))
-
-        def disconnect(self, sid: str, request: Any) -> Any:
-            return self._run("disconnect", DisconnectReply(status=Status.SUCCESS))
-
-    factory = StationFactory(
-        reactor=clock,
-        hub=Hub(metrics),
-        rpc=RPC(),
-        catalogs={"ocpp1.6": v16.CATALOG},
-        validators={"ocpp1.6": validator_for(v16.CATALOG)},
-        settings=SessionSettings(rate_limit=0),
-        ocpp_path="/ocpp",
-        forward_headers=["authorization"],
-        max_message_size=65536,
-        ping_interval=0,
-        metrics=metrics,
-    )
-    address = IPv4Address("TCP", "127.0.0.1", 40000)
-    protocol = factory.buildProtocol(address)
-    transport = Transport(peerAddress=address)
-    protocol.makeConnection(transport)
-    key = base64.b64encode(b"0123456789abcdef").decode()
-    protocol.dataReceived(
-        (
-            "GET /ocpp/A-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-        ).encode()
-    )
-    if b" 101 " not in transport.value():
-        raise SystemExit(f"handshake failed: {transport.value()!r}")
-    transport.clear()
-    boot = '[2,"b","BootNotification",{"chargePointVendor":"bench","chargePointModel":"x"}]'
-    protocol.dataReceived(masked(boot))
-    if b"Accepted" not in transport.value():
-        raise SystemExit(f"boot failed: {transport.value()!r}")
-    return protocol, transport
+    rpc = AnsweringRPC(clock, metrics)
+    rpc.streams = ["bench/A-1"]
+    factory = station_factory(clock, rpc, versions=["ocpp1.6"], metrics=metrics)
+    memory = MemoryStation(factory)
+    response = memory.handshake("/ocpp/A-1", ["ocpp1.6"])
+    if b" 101 " not in response:
+        raise SystemExit(f"handshake failed: {response!r}")
+    memory.send('[2,"b","BootNotification",{"chargePointVendor":"bench","chargePointModel":"x"}]')
+    if b"Accepted" not in memory.transport.value():
+        raise SystemExit(f"boot failed: {memory.transport.value()!r}")
+    return memory.protocol, memory.transport
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, args.src)
     from twisted.internet.task import Clock
 
+    from ocppcable.testing import client_frame
+
     protocol, transport = station(Clock())
 
     def frames(offset: int) -> list[bytes]:
-        return [masked(FRAMES[i & 1] % (offset + i)) for i in range(args.calls)]
+        return [client_frame(FRAMES[i & 1] % (offset + i)) for i in range(args.calls)]
 
     def run(batch: list[bytes]) -> None:
         for frame in batch:

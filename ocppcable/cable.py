@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cable -*-
 """The Action Cable side of the mapping: channel identifiers, perform data, transmissions, and
 the AnyCable RPC messages.
 

@@ -8,9 +8,11 @@ Plain records, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from zope.interface import Interface
 
 
 class Ending(StrEnum):
@@ -25,7 +27,7 @@ class Ending(StrEnum):
     LOST = "lost"  # the station went away after it was sent, before answering
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RemoteCommand:
     """A CALL for a station, from a broadcast, a transmission or the call API."""
 
@@ -39,6 +41,8 @@ class RemoteCommand:
     source: str | None = None
     #: seconds it may wait for the station's next session when this one ends before it is sent
     ttl: float = 0.0
+    #: the CALL frame, once a session encoded it
+    text: str = field(default="", compare=False)
 
     @property
     def tracked(self) -> bool:
@@ -55,3 +59,15 @@ class CommandEnded:
     payload: Any = None
     code: str | None = None
     description: str = ""
+
+
+class ICallTracker(Interface):
+    """Who hears of tracked commands' ends and of session starts (the call API); the station
+    transport calls these as it carries out the session's effects."""
+
+    def ended(station_id: str, ended: CommandEnded) -> None:
+        """A tracked command ended."""
+
+    def started(station_id: str) -> None:
+        """The station's session started (its first CALL answered): commands queued for it
+        may be delivered."""

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_keys -*-
 """Bearer keys shared with the backend, explicit or derived from ``--secret`` as AnyCable does."""
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class NoMetrics:
 
 @implementer(IMetrics)
 class PrometheusMetrics:
-    """The SPEC §8 metric set in a private registry."""
+    """The metrics of docs/operations.md, "Metrics", in a private registry."""
 
     def __init__(self) -> None:
         #: labelled children by (metric, label values); label values come from bounded sets

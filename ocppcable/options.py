@@ -111,11 +111,13 @@ def port_number(value: str | int) -> int:
 port_number.coerceDoc = "A TCP port, 0-65535 (0: any free port)."  # type: ignore[attr-defined]
 
 
-def tcp_endpoint(port: int, host: str) -> str:
-    """A server endpoint string for ``port`` on interface ``host``."""
+def tcp_endpoint(port: int, host: str, shared: bool = False) -> str:
+    """A server endpoint string for ``port`` on interface ``host``; ``shared``: a ``reuseport:``
+    one, for a port that several gateway processes share."""
     escaped = host.replace(":", "\\:")  # endpoint strings separate arguments with ':'
+    kind = "reuseport" if shared else "tcp"
     # a deep backlog: thousands of stations reconnect at once after a restart
-    return f"tcp:{port}:interface={escaped}:backlog=1024"
+    return f"{kind}:{port}:interface={escaped}:backlog=1024"
 
 
 def server_endpoint(description: str) -> str:
@@ -126,6 +128,25 @@ def server_endpoint(description: str) -> str:
     except Exception as e:  # parsers raise ValueError, TypeError, OSError, TLS errors...
         raise ValueError(f"cannot use {description!r}: {e}") from None
     return description
+
+
+def server_endpoints(value: str | Sequence[str]) -> list[str]:
+    """Comma-separated server endpoint strings, each parsed now."""
+    return [server_endpoint(description) for description in comma_list(value)]
+
+
+server_endpoints.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
+
+
+def optional_endpoint(description: str) -> str | None:
+    """One server endpoint string, or None for an empty one (off)."""
+    endpoints = server_endpoints(description)
+    if len(endpoints) > 1:
+        raise ValueError(f"one endpoint string, got {len(endpoints)}")
+    return endpoints[0] if endpoints else None
+
+
+optional_endpoint.coerceDoc = "An endpoint string; empty: off."  # type: ignore[attr-defined]
 
 
 def rpc_target(value: str) -> str:
@@ -198,8 +219,9 @@ class Options(usage.Options):
             "listen",
             None,
             None,
-            "Endpoint string(s) to listen on, comma-separated, e.g. tcp:8080 or "
-            "ssl:8443:privateKey=key.pem:certKey=cert.pem; overrides --host/--port.",
+            "Endpoint string(s) to listen on, e.g. tcp:8080 or "
+            "ssl:8443:privateKey=key.pem:certKey=cert.pem; overrides --host/--port",
+            server_endpoints,
         ],
         ["ocpp-path", None, "/ocpp", "URL path under which stations connect: <path>/<id>."],
         [
@@ -275,8 +297,8 @@ class Options(usage.Options):
             "ocpp-require-cert-match",
             None,
             False,
-            "With an mtls: listener, refuse stations whose client certificate CN is not their "
-            "station id.",
+            "With an mtls: listener (or reuseport: with caCerts), refuse stations whose client "
+            "certificate CN is not their station id.",
             boolean,
         ],
         [
@@ -292,6 +314,29 @@ class Options(usage.Options):
             30.0,
             "WebSocket ping interval in seconds (0: off); no pong within half of it closes.",
             non_negative_float,
+        ],
+        [
+            "handshake-timeout",
+            None,
+            5.0,
+            "Seconds a new connection has to send its whole request head (a station: its "
+            "WebSocket upgrade); slower ones are closed.",
+            positive_float,
+        ],
+        [
+            "max-pending-connections",
+            None,
+            1024,
+            "Connections still sending their request head; more are closed on accept.",
+            positive_int,
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Open connections on the main port; more are closed on accept [default: the "
+            "open-file limit less 100 descriptors kept for everything else]",
+            positive_int,
         ],
         [
             "max-message-size",
@@ -343,6 +388,13 @@ class Options(usage.Options):
             port_number,
         ],
         ["http-broadcast-path", None, "/_broadcast", "URL path of the HTTP broadcaster."],
+        [
+            "http-broadcast-max-body",
+            None,
+            4 * 1024 * 1024,
+            "Largest HTTP broadcast body, in bytes; larger ones get 413 before they are read.",
+            positive_int,
+        ],
         ["redis-url", None, "redis://localhost:6379", "Redis URL (redis:// or rediss://)."],
         ["redis-channel", None, "__anycable__", "Redis pub/sub channel for broadcasts."],
         [
@@ -371,6 +423,15 @@ class Options(usage.Options):
             None,
             "/metrics",
             "Path of the Prometheus endpoint on the main port (empty: off).",
+        ],
+        [
+            "metrics-listen",
+            None,
+            None,
+            "Endpoint string of a listener of this process's own for --metrics-path and /health, "
+            "e.g. tcp:9101:interface=127.0.0.1; set, the metrics leave the main port. Give each "
+            "process that shares a reuseport: port its own",
+            optional_endpoint,
         ],
         ["log-format", None, "text", "text, or json (one JSON object per line on stdout)."],
         [
@@ -469,6 +530,8 @@ class Options(usage.Options):
         self["ocpp-versions"] = versions
         if self["metrics-path"]:
             self["metrics-path"] = self._url_path("metrics-path", "/metrics")
+        elif self["metrics-listen"]:
+            raise usage.UsageError("--metrics-listen: the metrics are off (empty --metrics-path)")
         if self["log-format"] not in LOG_FORMATS:
             raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         if self["log-level"] not in LOG_LEVELS:
@@ -495,11 +558,7 @@ class Options(usage.Options):
         for name in ("ocpp-path", "http-broadcast-path"):
             if self[name].strip("/").split("/")[0] == "_ocpp":
                 raise usage.UsageError(f"--{name} must not be under /_ocpp (the call API)")
-        try:
-            listen = [server_endpoint(d) for d in comma_list(self["listen"] or "")]
-        except ValueError as e:
-            raise usage.UsageError(f"--listen: {e}") from None
-        self["listen"] = listen or [tcp_endpoint(self["port"], self["host"])]
+        self["listen"] = self["listen"] or [tcp_endpoint(self["port"], self["host"])]
 
     def _url_path(self, name: str, example: str) -> str:
         path = self[name]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.task import Cooperator
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
@@ -24,16 +25,18 @@ from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
 from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.cluster.relay import ClusterRelay
 from ocppcable.cluster.takeover import ClusterTakeover
+from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
 from ocppcable.redis_connection import RedisLink
+from ocppcable.reuseport import shares_port
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
-from ocppcable.web import MetricsResource, build_site, mount
+from ocppcable.web import MetricsResource, build_metrics_site, build_site, mount
 from ocppcable.websocket import StationFactory
 
 log = Logger()
@@ -65,6 +68,8 @@ class Listener(Service):
         self.factory = factory
         #: the option that configured this endpoint, named when it cannot listen
         self.option = option
+        #: a reuseport: endpoint, shared with other processes
+        self.shared = shares_port(description)
         self.port: IListeningPort | None = None
         self._binding: Deferred[None] | None = None
         self._waiting: list[Deferred[IListeningPort]] = []
@@ -120,6 +125,10 @@ class Listener(Service):
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
+        return self.stop_listening()
+
+    def stop_listening(self) -> Deferred[None] | None:
+        """Close the listening port (again: nothing)."""
         binding, self._binding = self._binding, None
         if binding is None:
             return None
@@ -155,6 +164,8 @@ class Gateway(MultiService):
         self.metrics = metrics
         self.shutdown_timeout = shutdown_timeout
         self.listeners: list[Listener] = []
+        #: the --metrics-listen listener, if any
+        self.metrics_listener: Listener | None = None
         self.broadcasters: list[Any] = []
 
     #: installed as twistd's log observer when set (see :mod:`ocppcable.logs`)
@@ -175,25 +186,34 @@ class Gateway(MultiService):
         super().startService()
         log.info(
             "ocppcable serving OCPP ({versions}) at {endpoints} under {path}/<station_id>; "
-            "RPC: {rpc}; broadcasts: {adapters}",
+            "RPC: {rpc}; broadcasts: {adapters}; metrics: {metrics}",
             versions=", ".join(self.stations.catalogs),
             endpoints=", ".join(listener.description for listener in self.listeners),
             path=self.stations.prefix.rstrip("/"),
             rpc=self.rpc.target,
             adapters=", ".join(b.description for b in self.broadcasters) or "none",
+            metrics=self.metrics_listener.description if self.metrics_listener else "main port",
         )
 
     @inlineCallbacks
     def stopService(self) -> Any:
-        """SPEC §8: refuse new stations (``/health`` 503), close the connected ones with 1001
-        spread over half of ``--shutdown-timeout``, make every Disconnect RPC, then stop the
-        listeners, broadcasters and RPC client."""
+        """The graceful stop (docs/operations.md, "Health, shutdown, restarts"): refuse new
+        stations (``/health`` 503), leave a port shared with other instances first, stop the
+        connected stations spread over half of ``--shutdown-timeout`` (each refuses new CALLs,
+        and closes with 1001 once the CALLs in flight are answered: within three quarters of the
+        timeout), make every Disconnect RPC, then stop the listeners, broadcasters and RPC
+        client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
+        # a port shared with other instances (reuseport:) closes first: the kernel then hands
+        # the stations that reconnect to the other instances, not to this draining one
+        closing = [listener.stop_listening() for listener in self.listeners if listener.shared]
+        yield gatherResults([d for d in closing if d is not None])
         stations = self.hub.stations()
         if stations:
             log.info("closing {count} station(s)", count=len(stations))
-            yield self.stations.close_all(stations, self.shutdown_timeout / 2)
+            timeout = self.shutdown_timeout
+            yield self.stations.close_all(stations, timeout / 2, within=timeout * 3 / 4)
         remaining = max(0.1, deadline - self.reactor.seconds())
         yield self.rpc.drain(remaining)
         self.rpc.stop()
@@ -230,11 +250,18 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
     """With a key: mounted on the main site by the caller; without: on its own listener."""
     key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
     path = config["http-broadcast-path"]
+    max_body = config["http-broadcast-max-body"]
     if key is not None:
-        return HTTPBroadcaster(dispatch, key, path, "the main port")
-    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"])
-    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
-    listener = Listener(reactor, endpoint, broadcaster.site(), "--http-broadcast-port")
+        return HTTPBroadcaster(dispatch, key, path, "the main port", max_body)
+    # instances that share their main port (reuseport:) share the broadcaster's port as well;
+    # a broadcast that reaches any of them is relayed to all over the cluster
+    shared = any(shares_port(description) for description in config["listen"])
+    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"], shared)
+    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint, max_body)
+    limits = SiteLimits(config["handshake-timeout"], config["max-pending-connections"])
+    listener = Listener(
+        reactor, endpoint, broadcaster.site(limits, reactor), "--http-broadcast-port"
+    )
     listener.setServiceParent(broadcaster)
     return broadcaster
 
@@ -243,7 +270,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
     metrics = PrometheusMetrics()
-    hub = Hub(metrics)
+    hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
     client = make_rpc(config, reactor, metrics)
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     settings = SessionSettings(
@@ -254,6 +281,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         rpc_timeout=config["rpc-timeout"],
         call_timeout=config["ocpp-call-timeout"],
         max_queue=config["ocpp-max-queue"],
+        max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
         report_start=api_enabled(config),
@@ -275,6 +303,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         forward_headers=config["headers"],
         max_message_size=config["max-message-size"],
         ping_interval=config["ping-interval"],
+        handshake_timeout=config["handshake-timeout"],
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
     )
@@ -335,13 +364,24 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         log.warn("the call API is off: it has no key (--api-key) and no keyless HTTP broadcaster")
     if publisher is not None:
         ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
-    if config["metrics-path"]:
+    if config["metrics-path"] and not config["metrics-listen"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
-    site = build_site(config["ocpp-path"], stations, on_main_site)
+    limits = SiteLimits(
+        handshake_timeout=config["handshake-timeout"],
+        max_pending=config["max-pending-connections"],
+        max_connections=config["max-connections"] or connection_budget(),
+    )
+    site = build_site(config["ocpp-path"], stations, on_main_site, limits)
     from_port = [tcp_endpoint(config["port"], config["host"])]
     option = "--port" if config["listen"] == from_port else "--listen"
     for description in config["listen"]:
         listener = Listener(reactor, description, site, option)
         listener.setServiceParent(gateway)
         gateway.listeners.append(listener)
+    if config["metrics-listen"]:
+        metrics_site = build_metrics_site(stations, config["metrics-path"], metrics)
+        gateway.metrics_listener = Listener(
+            reactor, config["metrics-listen"], metrics_site, "--metrics-listen"
+        )
+        gateway.metrics_listener.setServiceParent(gateway)
     return gateway

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_session, tests.test_session_features -*-
 """One station's session as a sans-I/O state machine.
 
 A :class:`Session` is fed events (a text frame arrived, an RPC answered or failed, a timer fired,
@@ -52,6 +53,10 @@ class StationLogger(Logger):
 MAX_FORMAT_ERRORS = 3
 #: station CALLs accepted while earlier ones are still being processed
 MAX_PIPELINED_CALLS = 8
+#: the error code reported to the backend for a remote command too large to send
+TOO_LARGE = "TooLarge"
+#: the CallError description of a CALL refused because the gateway stops
+SHUTTING_DOWN = "gateway shutting down"
 #: frames refused by the rate limit in a row after which the station is closed (1008)
 MAX_REFUSED_FRAMES = 100
 
@@ -113,6 +118,9 @@ class SessionSettings:
     rpc_timeout: float = 10.0
     call_timeout: float = 30.0
     max_queue: int = 32
+    #: bytes of a frame at most, either way (``--max-message-size``): a longer remote command
+    #: is refused before it is queued
+    max_frame: int = 64 * 1024
     #: give the :class:`Started` effect (the call API delivers queued commands on it)
     report_start: bool = False
     #: frames per second a station may send on average (0: unlimited), and the burst above it
@@ -197,6 +205,9 @@ class Session:
     streams: set[str] = field(default_factory=set)
 
     _format_errors: int = 0
+    #: the gateway stops: new CALLs are refused, the socket closes once every CALL is answered
+    _stopping: bool = False
+    _stop_closed: bool = False
     _bucket: TokenBucket | None = field(init=False, repr=False)  # None: no rate limit
     _refused: int = 0
     _log: StationLogger = field(init=False, repr=False)
@@ -345,6 +356,24 @@ class Session:
     def remote_disconnect(self) -> list[Effect]:
         return [] if self.closed else [Close(1000, "disconnected by backend")]
 
+    def shutdown(self) -> list[Effect]:
+        """The gateway stops: CALLs not yet sent to the backend are refused, and the socket
+        closes (1001) once the CALLs in flight are answered (each within ``rpc_timeout``)."""
+        if self.closed or self._stopping:
+            return []
+        self._stopping = True
+        effects: list[Effect] = []
+        while self._inbox:
+            call = self._inbox.popleft()
+            effects += self._answer_error(call, ErrorKind.INTERNAL, SHUTTING_DOWN)
+        return effects + self._close_when_answered()
+
+    def _close_when_answered(self) -> list[Effect]:
+        if not self._stopping or self._waiting or self._stop_closed:
+            return []
+        self._stop_closed = True
+        return [Close(1001, "going away")]
+
     def connection_lost(self) -> list[Effect]:
         """The socket closed, for whatever reason. Returns the final RPCs."""
         if self.closed:
@@ -402,6 +431,8 @@ class Session:
     def _on_call(self, message: framing.Call) -> list[Effect]:
         effects = self._first_call()
         uid, action = message.unique_id, message.action
+        if self._stopping:
+            return effects + self._refuse(uid, ErrorKind.INTERNAL, SHUTTING_DOWN)
         if action == "Heartbeat":
             self.metrics.call_in(action, "ok")
             payload = self.catalog.default_reply(action, self.utc_now(), 0)  # {"currentTime"}
@@ -435,7 +466,9 @@ class Session:
         """A 2.1 SEND: no reply of any kind, whatever happens to it."""
         effects = self._first_call()
         problem = None
-        if message.action not in self.catalog.send_actions:
+        if self._stopping:
+            problem = SHUTTING_DOWN
+        elif message.action not in self.catalog.send_actions:
             problem = "not a SEND action of this version"
         elif message.unique_id in self._waiting:
             problem = "uniqueId already in flight"
@@ -748,6 +781,20 @@ class Session:
                 code = self.catalog.error_code(e.kind)
                 effects = self._report_error(command, code, e.description, {})
                 return effects + self._ended(command, Ending.INVALID, None, code, e.description)
+        command.text = framing.encode_call(command.unique_id, action, command.payload)
+        size = len(command.text.encode("utf-8"))
+        if size > self.settings.max_frame:  # the station could not take it: never queued
+            self._log.warn(
+                "station {station_id}: remote command {action} of {size} bytes not sent: "
+                "over {limit}",
+                action=action,
+                size=size,
+                limit=self.settings.max_frame,
+            )
+            self._command_ended(command, "invalid")
+            description = f"command frame of {size} bytes exceeds {self.settings.max_frame}"
+            effects = self._report_error(command, TOO_LARGE, description, {})
+            return effects + self._ended(command, Ending.INVALID, None, TOO_LARGE, description)
         return self._enqueue_command(command)
 
     def _answer(self, call: _InboundCall, text: str, error_code: str | None = None) -> list[Effect]:
@@ -757,11 +804,12 @@ class Session:
         call.answered = True
         del self._waiting[call.unique_id]
         if call.unconfirmed:
-            return []
+            return self._close_when_answered()
         self.metrics.call_in(call.action, "ok" if error_code is None else "error")
         if error_code is not None:
             self.metrics.call_error(error_code)
-        return [Send(text), CancelTimer(_CALL_TIMER + call.unique_id)]
+        sent: list[Effect] = [Send(text), CancelTimer(_CALL_TIMER + call.unique_id)]
+        return sent + self._close_when_answered()
 
     def _answer_error(self, call: _InboundCall, kind: ErrorKind, description: str) -> list[Effect]:
         code = self.catalog.error_code(kind)
@@ -799,10 +847,7 @@ class Session:
             return []
         command = self._outbox.popleft()
         self._outstanding = command
-        return [
-            Send(framing.encode_call(command.unique_id, command.action, command.payload)),
-            StartTimer(COMMAND_TIMER, self.settings.call_timeout),
-        ]
+        return [Send(command.text), StartTimer(COMMAND_TIMER, self.settings.call_timeout)]
 
     def _on_reply(self, message: framing.CallResult | framing.CallError) -> list[Effect]:
         command = self._outstanding

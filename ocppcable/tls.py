@@ -26,6 +26,28 @@ def ca_certificates(bundle: bytes) -> list[ssl.Certificate]:
     return [ssl.Certificate.loadPEM(part) for part in parts]
 
 
+def certificate_options(
+    privateKey: str, certKey: str | None = None, caCerts: str | None = None
+) -> ssl.CertificateOptions:
+    """The TLS settings of a listener: the server's key and certificate (PEM files; the
+    certificate defaults to ``privateKey``'s file) and, with ``caCerts`` (a PEM bundle), a client
+    certificate signed by one of those CAs required of every client."""
+    key = Path(privateKey).read_bytes()
+    cert = Path(certKey or privateKey).read_bytes()
+    identity = ssl.PrivateCertificate.loadPEM(key + b"\n" + cert)
+    if caCerts is None:
+        return ssl.CertificateOptions(
+            privateKey=identity.privateKey.original, certificate=identity.original
+        )
+    return ssl.CertificateOptions(
+        privateKey=identity.privateKey.original,
+        certificate=identity.original,
+        verify=True,
+        caCerts=[c.original for c in ca_certificates(Path(caCerts).read_bytes())],
+        requireCertificate=True,
+    )
+
+
 def mtls_endpoint(
     reactor: Any,
     port: str,
@@ -37,16 +59,7 @@ def mtls_endpoint(
 ) -> SSL4ServerEndpoint:
     if caCerts is None:
         raise ValueError("mtls: endpoints need caCerts=<PEM bundle of the CAs of station certs>")
-    key = Path(privateKey).read_bytes()
-    cert = Path(certKey or privateKey).read_bytes()
-    identity = ssl.PrivateCertificate.loadPEM(key + b"\n" + cert)
-    options = ssl.CertificateOptions(
-        privateKey=identity.privateKey.original,
-        certificate=identity.original,
-        verify=True,
-        caCerts=[c.original for c in ca_certificates(Path(caCerts).read_bytes())],
-        requireCertificate=True,
-    )
+    options = certificate_options(privateKey, certKey, caCerts)
     return SSL4ServerEndpoint(reactor, int(port), options, int(backlog), interface)
 
 

@@ -1,7 +1,9 @@
 """The WebSocket transport: one Autobahn protocol per station, carrying out its session's effects.
 
-Everything OCPP- or AnyCable-specific lives in :mod:`ocppcable.session`; this module only turns
-network events into session events and session effects into network actions.
+The OCPP and AnyCable logic lives in :mod:`ocppcable.session`. This module checks the upgrade
+(station id, subprotocol, Host, client certificate) and builds the session's ``env`` from it
+(docs/contract.md, "Endpoints" and "Identifiers and env"); after that it only turns network
+events into session events and session effects into network actions.
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, ISSLTranspo
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ocppcable.api.interfaces import ICallTracker
 from ocppcable.cable import Method
-from ocppcable.commands import CommandEnded, RemoteCommand
+from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
@@ -187,7 +188,12 @@ class StationProtocol(WebSocketServerProtocol):
             self._event(self.session.command_expired, command)
 
     def shutdown(self) -> None:
-        self._close(1001, "going away")
+        """The gateway stops: the session refuses new CALLs and closes (1001) once the CALLs in
+        flight are answered."""
+        if self.session is None:
+            self._close(1001, "going away")
+        else:
+            self._event(self.session.shutdown)
 
     def disconnect(self, reconnect: bool) -> None:
         if self.session is not None:
@@ -345,6 +351,10 @@ class StationProtocol(WebSocketServerProtocol):
         self.last_frame_at = self.factory.reactor.seconds()
         self._event(self.session.frame_received, payload.decode("utf-8"))
 
+    def connectionLost(self, reason: Any) -> None:
+        self.factory.connections_closed += 1
+        super().connectionLost(reason)
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is not None:
             by = "station"
@@ -481,6 +491,15 @@ class StationProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
 
 
+def _drop(stations: Sequence[StationProtocol]) -> None:
+    """The stations :meth:`StationFactory.close_all` had no time left to close: their
+    connections are cut (their Disconnect RPCs are still made)."""
+    left = [station for station in stations if not station.gone.called]
+    log.warn("{count} station(s) did not close in time: dropped", count=len(left))
+    for station in left:
+        station.dropConnection(abort=True)
+
+
 class StationFactory(WebSocketServerFactory):
     """Shared configuration and collaborators of every station connection."""
 
@@ -499,6 +518,7 @@ class StationFactory(WebSocketServerFactory):
         forward_headers: Sequence[str],
         max_message_size: int,
         ping_interval: float,
+        handshake_timeout: float = 5.0,
         metrics: IMetrics | None = None,
         require_cert_match: bool = False,
     ) -> None:
@@ -508,6 +528,9 @@ class StationFactory(WebSocketServerFactory):
         self.metrics = metrics or NoMetrics()
         #: set at shutdown: new stations are refused (503) and /health answers 503
         self.draining = False
+        #: station connections (upgraded from HTTP) closed so far, for the site's count of open
+        #: connections
+        self.connections_closed = 0
         self.hub = hub
         self.rpc = rpc
         #: told of tracked commands' ends and of session starts (the call API), when set
@@ -521,7 +544,7 @@ class StationFactory(WebSocketServerFactory):
             versions=[13],
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
-            openHandshakeTimeout=10,
+            openHandshakeTimeout=handshake_timeout,
             closeHandshakeTimeout=CLOSE_TIMEOUT,
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_interval / 2 if ping_interval else 0,
@@ -529,18 +552,21 @@ class StationFactory(WebSocketServerFactory):
             failByDrop=False,  # send the close code (1009, 1002, …) before dropping
         )
 
-    def close_all(self, stations: Sequence[StationProtocol], spread: float) -> Deferred[Any]:
-        """Close ``stations`` with 1001, spread evenly over ``spread`` seconds (at most 0.5 s
-        apart) so that their Disconnect RPCs and reconnects elsewhere do not come as one burst;
-        fires when all are gone or a close handshake timeout after the last one was asked."""
+    def close_all(
+        self, stations: Sequence[StationProtocol], spread: float, within: float
+    ) -> Deferred[Any]:
+        """Stop ``stations``, spread evenly over ``spread`` seconds (at most 0.5 s apart) so
+        that their Disconnect RPCs and reconnects elsewhere do not come as one burst: each
+        refuses new CALLs and closes with 1001 once its CALLs in flight are answered (within
+        ``rpc_timeout``); those still open after ``within`` seconds are dropped. Fires when
+        all are gone."""
         interval = min(0.5, spread / len(stations))
         for i, station in enumerate(stations):
             self.reactor.callLater(i * interval, station.shutdown)
+        last = interval * len(stations) + self.settings.rpc_timeout + CLOSE_TIMEOUT + 1
+        timer = self.reactor.callLater(min(last, within), _drop, stations)
         done = DeferredList([station.gone for station in stations], consumeErrors=True)
-        done.addTimeout(interval * len(stations) + CLOSE_TIMEOUT + 1, self.reactor)
-        return done.addErrback(
-            lambda _: log.warn("some stations did not close in time: dropped with the listener")
-        )
+        return done.addCallback(lambda _: timer.active() and timer.cancel())
 
     def station_id_for(self, path: str) -> str | None:
         """The station id in a request path, or None when the path is not a station's."""

@@ -1,24 +1,35 @@
-"""Real parts for end-to-end tests: a redis-server, a gRPC or HTTP backend, the gateway, OCPP
-stations."""
+"""The helpers every test module shares (tests import from here and conftest, never from each
+other): real parts for end-to-end tests (a redis-server, a gRPC or HTTP backend, the gateway,
+OCPP stations, twistd, a PKI, a fresh checkout) and plain calls driving the sans-I/O session."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import os
 import shutil
 import socket
+import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.protobuf import json_format
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16 import call as calls
 from ocpp.v16.enums import Action
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
@@ -27,13 +38,22 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from ocppcable.cable import CommandReply, ConnectReply, ReplyEnv, Status
 from ocppcable.demo import OCPPApplication, RecordedCall
+from ocppcable.ocpp import v16
 from ocppcable.options import Options
 from ocppcable.protos.rpc_pb2 import CommandMessage, ConnectionRequest, DisconnectRequest
 from ocppcable.rpc.grpc_server import serve
 from ocppcable.service import makeService
+from ocppcable.session import RPC, Effect, Send, Session, SessionSettings
 
 TIMEOUT = 10.0
+
+#: the checkout's root directory
+ROOT = Path(__file__).resolve().parents[1]
+
+#: the installed ``twistd`` script, next to this Python
+TWISTD = [str(Path(sys.executable).with_name("twistd"))]
 
 
 def aio(coro: Coroutine[Any, Any, Any]) -> Deferred[Any]:
@@ -235,6 +255,19 @@ class Gateway:
         return f"ws://127.0.0.1:{self.port}{path}/{station_id}"
 
 
+def twistd(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """``twistd -n ocppcable *args`` as operators run it, its output on ``stdout``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [*TWISTD, "-n", "--pidfile=", "ocppcable", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        **kwargs,
+    )
+
+
 # --- stations -----------------------------------------------------------------------------------
 
 
@@ -260,24 +293,26 @@ async def charging_session(cp: Station) -> None:
     """Boot → Authorize → StartTransaction → MeterValues → StopTransaction against the demo
     channel (tests.support.Backend or ocppcable.demo), checking each reply."""
     boot = await cp.call(
-        call.BootNotification(
+        calls.BootNotification(
             charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
         )
     )
     assert boot.status == "Accepted" and boot.interval == 60
-    auth = await cp.call(call.Authorize(id_tag="TAG-OK"))
+    auth = await cp.call(calls.Authorize(id_tag="TAG-OK"))
     assert auth.id_tag_info["status"] == "Accepted"
     start = await cp.call(
-        call.StartTransaction(
+        calls.StartTransaction(
             connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
         )
     )
     assert start.transaction_id == 1
     sample = {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
-    values = await cp.call(call.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample]))
+    values = await cp.call(
+        calls.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample])
+    )
     assert values is not None  # {} (the default reply), schema-validated by the client
     stop = await cp.call(
-        call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
+        calls.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
     )
     assert stop is not None
 
@@ -457,3 +492,191 @@ class HTTPBackend(Resource):
 def http_client(reactor: Any) -> HTTPClient:
     """A treq client whose connections do not outlive a request (no idle sockets after tests)."""
     return HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+
+
+# --- a fresh checkout ----------------------------------------------------------------------------
+
+
+def fresh_copy(destination: Path) -> None:
+    """The repository's files (tracked, and new ones not ignored) as they are now."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # not a file deleted in the work tree
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment (pip's settings included) without anything that would
+    configure the gateway or point at this test run's virtualenv."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANYCABLE_", "OCPPCABLE_"))
+        and name not in ("PORT", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
+    if sys.prefix != sys.base_prefix:  # run from a virtualenv: "python3" must not be its own
+        ours = str(Path(sys.prefix) / "bin")
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != ours)
+    return env
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def _certificate(subject: str, issuer_key, issuer_name, key, ca: bool = False):
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if subject == "localhost":
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+class PKI:
+    """A CA, a server certificate for localhost and station certificates, as PEM files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+        ca = _certificate("Test CA", self.ca_key, self.ca_name, self.ca_key, ca=True)
+        self.ca = self._write("ca", ca, None)
+        self.server_cert, self.server_key = self.issue("localhost")
+
+    def _write(self, name, cert, key) -> Path:
+        path = self.dir / f"{name}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            key_path = self.dir / f"{name}.key"
+            key_path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        return path
+
+    def issue(self, subject: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(subject, self.ca_key, self.ca_name, key)
+        return self._write(subject, cert, key), self.dir / f"{subject}.key"
+
+    def client_context(self, station: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if station is not None:
+            cert, key = self.issue(station)
+            context.load_cert_chain(str(cert), str(key))
+        return context
+
+
+# --- the sans-I/O session, driven with plain calls ---------------------------------------------
+
+
+NOW = "2026-01-01T00:00:00.000Z"
+URL = "http://gateway.test/ocpp/CP-1?token=t"
+HEADERS = {"authorization": "Basic Q1AtMTpwdw==", "REMOTE_ADDR": "10.0.0.1"}
+IDENTIFIERS = '{"station":"CP-1"}'
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M", "meterSerialNumber": "SN-1"}
+IDENTIFIER = '{"channel":"OCPPChannel","id":"CP-1","sn":"SN-1"}'
+
+
+def make(**overrides: Any) -> Session:
+    return Session(
+        station_id="CP-1",
+        catalog=v16.CATALOG,
+        settings=SessionSettings(**overrides),
+        url=URL,
+        headers=HEADERS,
+        utc_now=lambda: NOW,
+    )
+
+
+def call(unique_id: str, action: str, payload: dict[str, Any] | None = None) -> str:
+    return json.dumps([2, unique_id, action, {} if payload is None else payload])
+
+
+def sent(effects: list[Effect]) -> list[Any]:
+    return [json.loads(e.text) for e in effects if isinstance(e, Send)]
+
+
+def rpcs(effects: list[Effect]) -> list[RPC]:
+    return [e for e in effects if isinstance(e, RPC)]
+
+
+def only_rpc(effects: list[Effect], method: str | None = None) -> RPC:
+    found = rpcs(effects)
+    assert len(found) == 1, effects
+    if method is not None:
+        assert found[0].method == method
+    return found[0]
+
+
+def _reply_env(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(kwargs.get("env"), dict):
+        kwargs["env"] = ReplyEnv(**kwargs["env"])
+    return kwargs
+
+
+def connect_ok(**kwargs: Any) -> ConnectReply:
+    return ConnectReply(status=Status.SUCCESS, identifiers=IDENTIFIERS, **_reply_env(kwargs))
+
+
+def ok(**kwargs: Any) -> CommandReply:
+    return CommandReply(status=Status.SUCCESS, **_reply_env(kwargs))
+
+
+def transmission(message: dict[str, Any], identifier: str = IDENTIFIER) -> str:
+    return json.dumps({"identifier": identifier, "message": message})
+
+
+def message_data(rpc: RPC) -> dict[str, Any]:
+    assert rpc.method == "command" and rpc.request.command == "message"
+    return json.loads(rpc.request.data)
+
+
+def start(
+    session: Session, unique_id: str = "1", action: str = "BootNotification", payload: Any = BOOT
+) -> RPC:
+    """Send the first CALL and let Connect and subscribe succeed: the ``message`` RPC."""
+    connect = only_rpc(session.frame_received(call(unique_id, action, payload)), "connect")
+    subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
+    return only_rpc(session.rpc_succeeded(subscribe.token, ok()), "command")
+
+
+def established(**overrides: Any) -> Session:
+    """A session whose BootNotification went through and was answered by default."""
+    session = make(**overrides)
+    session.opened()
+    message = start(session)
+    assert sent(session.rpc_succeeded(message.token, ok()))[0][0] == 3
+    return session
+
+
+def broadcast_command(session: Session, command: str = "Reset", **fields: Any) -> list[Effect]:
+    return session.broadcast({"command": command, "payload": {"type": "Soft"}, **fields})
+
+
+def report(rpc: RPC) -> dict[str, Any]:
+    """The data of an ``ack``/``error`` report RPC."""
+    assert rpc.method == "command" and rpc.request.command == "message"
+    assert rpc.request.identifier == IDENTIFIER
+    return json.loads(rpc.request.data)

@@ -10,10 +10,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from ocppcable.api.calls import CallService
-from ocppcable.api.interfaces import ICallTracker, IPresence, IRouter, StationInfo
+from ocppcable.api.interfaces import IPresence, IRouter, StationInfo
 from ocppcable.api.models import CallRequest, Limits, Outcome
 from ocppcable.api.queue import MemoryQueue
-from ocppcable.commands import CommandEnded, Ending, RemoteCommand
+from ocppcable.commands import CommandEnded, Ending, ICallTracker, RemoteCommand
 from ocppcable.ocpp import v16
 
 

@@ -2,6 +2,8 @@
 
 No figure is asserted here (performance targets live in bench/, never in unit tests); this only
 checks that every process starts, every scenario completes and all six figures are reported.
+It takes half a minute, so the default run leaves it out: ``python -m pytest -m bench`` (as
+``.ci/run`` does after the README's test command) runs it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.bench
 def test_smoke_profile_reports_every_figure(tmp_path):
     out = tmp_path / "smoke.json"
     run = subprocess.run(
@@ -27,7 +32,9 @@ def test_smoke_profile_reports_every_figure(tmp_path):
     figures = json.loads(out.read_text())
     for key in ("idle_memory", "cpu_gateway", "cpu_peer", "ratio", "latency", "fanout"):
         assert key in figures, key
-    for key in ("boot_storm", "cpu_gateway_many", "scaling_growth"):
+    for key in ("cpu_gateway_http", "ratio_http"):  # figure 2 over HTTP RPC as well
+        assert key in figures, key
+    for key in ("boot_storm", "boot_storm_http", "cpu_gateway_many", "scaling_growth"):
         assert key in figures, key
     for line in ("1 idle memory", "2 CPU/CALL", "3 latency", "4 fan-out", "5 boot storm", "6 CPU"):
         assert line in run.stdout

@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 
 from ocppcable import __version__
-from tests.support import TIMEOUT
-from tests.test_readme import clean_environment, fresh_copy
+from tests.support import TIMEOUT, clean_environment, fresh_copy
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
-UNIT = ETC / "ocppcable.service"
 GUIDE = ETC / "README.md"
 #: where the unit and the guide install the gateway
 PREFIX = "/opt/ocppcable"
@@ -41,8 +39,13 @@ def test_the_guide_covers_a_whole_deployment():
         assert topic in titles, topic
 
 
-def test_the_unit_runs_what_the_guide_installs():
-    unit = UNIT.read_text()
+#: every unit in etc/ (the single-process one and the per-core template), as systemd names one
+UNITS = {path: path.name.replace("@.", "@9101.") for path in sorted(ETC.glob("*.service"))}
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda path: path.name)
+def test_the_unit_runs_what_the_guide_installs(path):
+    unit = path.read_text()
     assert f"ExecStart={PREFIX}/venv/bin/twistd -n " in unit
     assert "EnvironmentFile=/etc/ocppcable/ocppcable.env" in unit
     assert "Documentation=file:/etc/ocppcable/README.md" in unit
@@ -52,19 +55,22 @@ def test_the_unit_runs_what_the_guide_installs():
     assert "pip install ocppcable\n" not in guide + unit  # not on a package index
 
 
-def test_the_unit_passes_systemd_analyze_verify(tmp_path):
+@pytest.mark.parametrize("path", UNITS, ids=lambda path: path.name)
+def test_the_unit_passes_systemd_analyze_verify(path, tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     # verify checks that ExecStart exists: point it at this environment's twistd
     twistd = Path(sys.executable).with_name("twistd")
-    unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace(f"{PREFIX}/venv/bin/twistd", str(twistd)))
+    (tmp_path / path.name).write_text(
+        path.read_text().replace(f"{PREFIX}/venv/bin/twistd", str(twistd))
+    )
+    unit = tmp_path / UNITS[path]  # a template is verified through one of its instances
     out = subprocess.run(
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=TIMEOUT * 3
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert UNIT.name not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert unit.name not in out.stdout + out.stderr, out.stdout + out.stderr
 
 
 @pytest.mark.readme

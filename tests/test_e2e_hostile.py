@@ -1,4 +1,4 @@
-"""Bad input over real sockets (SPEC §7): refused precisely, never crashing or hurting others."""
+"""Bad input over real sockets (docs/contract.md, "Bad input"): refused precisely, never crashing or hurting others."""
 
 from __future__ import annotations
 
@@ -360,3 +360,25 @@ async def test_non_finite_numbers_never_reach_the_backend(start_gateway, backend
     await aio(scenario())
     sent = [c.request.data for c in backend.recorded("message", "data_transfer")]
     assert len(sent) == 1 and json.loads(sent[0])["payload"]["data"] == 1e300  # standard JSON
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_command_too_large_for_the_station_is_refused_at_once(
+    start_gateway, backend, redis_server, reactor
+):
+    """Issue 12 item 11: a 100 KiB command cannot go out under the 64 KiB frame limit; it is
+    reported as TooLarge at once and the next command is not held up."""
+    gateway = await _gateway(start_gateway, backend, redis_server)
+    ws = await aio(raw_socket(gateway.url("CP-HUGE")))
+    assert (await aio(_exchange(ws, [2, "b", "BootNotification", BOOT])))[0] == 3
+    huge = {"command": "DataTransfer", "id": "huge", "payload": {"vendorId": "v"}}
+    huge["payload"]["data"] = "x" * 100 * 1024
+    hub = gateway.service.hub
+    assert hub.publish("ocpp:ev/CP-HUGE", json.dumps(huge)) == 1
+    reset = {"command": "Reset", "id": "r1", "payload": {"type": "Soft"}}
+    assert hub.publish("ocpp:ev/CP-HUGE", json.dumps(reset)) == 1
+    frame = json.loads(await aio(asyncio.wait_for(ws.recv(), 5)))
+    assert frame == [2, "r1", "Reset", {"type": "Soft"}]
+    errors = await wait_for(lambda: backend.recorded("message", "error"), reactor, timeout=5)
+    assert (errors[0].data["id"], errors[0].data["code"]) == ("huge", "TooLarge")
+    await aio(ws.close())

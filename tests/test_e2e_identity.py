@@ -10,8 +10,7 @@ import pytest_twisted
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.support import TIMEOUT, aio, free_port, http_status, upgrade_request
-from tests.test_operations import PKI
+from tests.support import PKI, TIMEOUT, aio, free_port, http_status, upgrade_request
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 

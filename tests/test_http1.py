@@ -25,8 +25,7 @@ from ocppcable.rpc.http1 import (
 )
 from ocppcable.rpc.http_client import HTTPRPCClient
 from ocppcable.rpc.interface import RPCUnavailable
-from tests.support import TIMEOUT, free_port, wait_for
-from tests.test_operations import PKI
+from tests.support import PKI, TIMEOUT, free_port, wait_for
 
 
 def _request(path: str = "/echo", body: bytes = b"{}") -> bytes:

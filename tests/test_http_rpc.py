@@ -1,5 +1,5 @@
 """AnyCable RPC over HTTP: a station through the gateway to a real HTTP RPC backend, the JSON
-codec, failure handling and the circuit breaker."""
+codec and failure handling (the circuit breaker alone: tests/test_breaker.py)."""
 
 from __future__ import annotations
 
@@ -13,26 +13,21 @@ from ocpp.v16 import call
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.task import Clock
 from twisted.web.server import Site
 from zope.interface.verify import verifyObject
 
 from ocppcable import cable, keys
 from ocppcable.metrics import NoMetrics
 from ocppcable.options import Options
-from ocppcable.protos.rpc_pb2 import (
-    ERROR,
-    SUCCESS,
-    CommandMessage,
-    CommandResponse,
-    Env,
-)
-from ocppcable.rpc.breaker import CircuitBreaker, State
-from ocppcable.rpc.http_client import HTTPRPCClient, decode_response, encode_request
+from ocppcable.protos.rpc_pb2 import ERROR, SUCCESS
+from ocppcable.rpc.breaker import State
+from ocppcable.rpc.http_client import HTTPRPCClient, decode_response
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
+from ocppcable.rpc.json_codec import encode_request
 from ocppcable.service import make_rpc
 from tests.support import (
     CHARGING_ACTIONS,
+    PKI,
     TIMEOUT,
     Backend,
     HTTPBackend,
@@ -43,7 +38,6 @@ from tests.support import (
     open_station,
     wait_for,
 )
-from tests.test_operations import PKI
 
 SECRET = "s3cret"
 RPC_KEY = keys.derive(SECRET, keys.RPC_PHRASE)
@@ -329,11 +323,11 @@ async def test_circuit_opens_when_the_backend_stays_down(http_backend, reactor):
 
 
 def test_requests_use_snake_case_and_omit_zero_values():
-    request = CommandMessage(
+    request = cable.CommandRequest(
         command="message",
         identifier="{}",
         connection_identifiers='{"station_id":"CP-1"}',
-        env=Env(url="http://gw/ocpp/CP-1", headers={"cookie": "a=b"}),
+        env=cable.Env(url="http://gw/ocpp/CP-1", headers={"cookie": "a=b"}),
     )
     assert json.loads(encode_request(request)) == {
         "command": "message",
@@ -345,88 +339,57 @@ def test_requests_use_snake_case_and_omit_zero_values():
 
 def test_responses_parse_integer_status_and_ignore_unknown_fields():
     body = b'{"status":1,"stop_streams":true,"streams":["s"],"error_msg":"","surprise":42}'
-    response = decode_response("command", body, CommandResponse)
+    response = decode_response("command", body, cable.CommandRequest)
     assert response.status == SUCCESS and response.stop_streams and list(response.streams) == ["s"]
 
 
 def test_a_response_without_status_is_an_error():
-    assert decode_response("command", b"{}", CommandResponse).status == ERROR
+    assert decode_response("command", b"{}", cable.CommandRequest).status == ERROR
 
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b'"x"', b'{"streams":"s"}'])
 def test_malformed_responses(body):
     with pytest.raises(RPCUnavailable, match="malformed backend response to command"):
-        decode_response("command", body, CommandResponse)
+        decode_response("command", body, cable.CommandRequest)
 
 
-# --- circuit breaker ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status":"SUCCESS"}',  # AnyCable-Go wants the integer
+        b'{"status":7}',
+        b'{"status":1,"transmissions":[{"type":"welcome"}]}',
+        b'{"status":1,"disconnect":"yes"}',
+        b'{"status":1,"env":{"istate":{"a":1}}}',
+        b'{"status":1,"env":[]}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"\xff",
+    ],
+)
+def test_responses_of_the_wrong_shape_are_malformed(body):
+    with pytest.raises(RPCUnavailable, match="malformed backend response to command"):
+        decode_response("command", body, cable.CommandRequest)
 
 
-def _outcomes(breaker, failures, successes=0):
-    for success in [False] * failures + [True] * successes:
-        generation = breaker.admit()
-        assert generation is not None
-        breaker.record(generation, success)
-
-
-def test_breaker_opens_at_ten_requests_with_80_percent_failures():
-    breaker = CircuitBreaker(Clock())
-    _outcomes(breaker, failures=7, successes=2)
-    assert breaker.state is State.CLOSED  # 9 requests: too few to judge
-    _outcomes(breaker, failures=1)
-    assert breaker.state is State.OPEN  # 8 of 10 failed
-    assert breaker.admit() is None
-
-
-def test_breaker_stays_closed_below_80_percent_failures():
-    breaker = CircuitBreaker(Clock())
-    _outcomes(breaker, failures=7, successes=3)
-    _outcomes(breaker, failures=1)
-    assert breaker.state is State.CLOSED  # 8 of 11 failed
-
-
-def test_breaker_counts_in_ten_second_windows():
-    clock = Clock()
-    breaker = CircuitBreaker(clock)
-    _outcomes(breaker, failures=9)
-    clock.advance(10)
-    _outcomes(breaker, failures=9)
-    assert breaker.state is State.CLOSED
-
-
-def test_breaker_half_opens_after_five_seconds_and_closes_after_probes():
-    clock = Clock()
-    breaker = CircuitBreaker(clock)
-    _outcomes(breaker, failures=10)
-    clock.advance(4.9)
-    assert breaker.admit() is None
-    clock.advance(0.1)
-    assert breaker.state is State.HALF_OPEN
-    probes = [breaker.admit() for _ in range(5)]
-    assert None not in probes and breaker.admit() is None  # only a few probes at a time
-    for generation in probes:
-        breaker.record(generation, True)
-    assert breaker.state is State.CLOSED
-    assert breaker.admit() is not None
-
-
-def test_breaker_reopens_when_a_probe_fails():
-    clock = Clock()
-    breaker = CircuitBreaker(clock)
-    _outcomes(breaker, failures=10)
-    clock.advance(5)
-    _outcomes(breaker, failures=1)
-    assert breaker.state is State.OPEN
-    clock.advance(4.9)
-    assert breaker.admit() is None
-
-
-def test_breaker_ignores_outcomes_of_requests_from_before_a_state_change():
-    clock = Clock()
-    breaker = CircuitBreaker(clock)
-    slow = breaker.admit()
-    _outcomes(breaker, failures=9)  # 9 of 10 requests failed, the slow one still open
-    clock.advance(5)
-    assert breaker.state is State.HALF_OPEN
-    breaker.record(slow, False)  # admitted while closed: does not decide the probes
-    assert breaker.state is State.HALF_OPEN
+def test_a_full_command_answer_and_null_fields():
+    body = json.dumps(
+        {
+            "status": 2,
+            "disconnect": True,
+            "stop_streams": None,
+            "streams": ["a"],
+            "stopped_streams": ["b"],
+            "transmissions": ["{}"],
+            "error_msg": "no",
+            "env": {"cstate": {"k": "v"}, "istate": None},
+        }
+    ).encode()
+    assert decode_response("command", body, cable.CommandRequest) == cable.CommandReply(
+        status=cable.Status.FAILURE,
+        disconnect=True,
+        streams=["a"],
+        stopped_streams=["b"],
+        transmissions=["{}"],
+        error_msg="no",
+        env=cable.ReplyEnv(cstate={"k": "v"}),
+    )

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import json
 import signal
 import ssl
 import subprocess
-from pathlib import Path
 
+import pytest
 import pytest_twisted
 import websockets
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 from websockets.exceptions import InvalidStatus
 
-from tests.support import TIMEOUT, aio, free_port, http_client, raw_socket, wait_for
-from tests.test_twistd import TWISTD, twistd
+from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse
+from tests.support import (
+    PKI,
+    TIMEOUT,
+    TWISTD,
+    aio,
+    free_port,
+    http_client,
+    raw_socket,
+    twistd,
+    wait_for,
+)
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 
@@ -111,6 +116,43 @@ async def test_health_turns_503_while_draining(start_gateway, backend, reactor):
     await aio(ws.wait_closed())
     assert (ws.close_code, ws.close_reason) == (1001, "going away")
     backend.disconnects_flow.set()
+    await stopping
+    assert len(backend.recorded("disconnect")) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_answers_the_call_in_flight_before_closing(start_gateway, backend, reactor):
+    """Issue 12 item 9: a station is closed only once the CALL the backend is processing has
+    its answer written; CALLs after the stop began are refused."""
+    gateway = await start_gateway(
+        f"--rpc-host=127.0.0.1:{backend.port}", "--broadcast-adapter=http", "--shutdown-timeout=8"
+    )
+    release = asyncio.Event()
+    loop = asyncio.get_event_loop()
+
+    def slow(request):
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(TIMEOUT)
+        return CommandResponse(status=SUCCESS)
+
+    backend.replies["data_transfer"] = slow
+    ws = await aio(raw_socket(gateway.url("CP-INFLIGHT")))
+    await aio(_boot(ws))
+    await aio(ws.send(json.dumps([2, "d1", "DataTransfer", {"vendorId": "v"}])))
+    await wait_for(lambda: backend.recorded("message", "data_transfer"), reactor)
+    stopping = ensureDeferred(gateway.stop())
+
+    async def station():
+        await ws.send(json.dumps([2, "late", "Heartbeat", {}]))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert refused == [4, "late", "InternalError", "gateway shutting down", {}]
+        release.set()  # the backend answers the CALL in flight: its reply comes, then the close
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == [
+            3, "d1", {"status": "Accepted"}
+        ]  # fmt: skip
+        await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+        return ws.close_code
+
+    assert await aio(station()) == 1001
     await stopping
     assert len(backend.recorded("disconnect")) == 1
 
@@ -234,69 +276,16 @@ async def test_json_logs_carry_the_station_id(redis_server, reactor):
 # --- TLS -----------------------------------------------------------------------------------------
 
 
-def _certificate(subject: str, issuer_key, issuer_name, key, ca: bool = False):
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if subject == "localhost":
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-class PKI:
-    """A CA, a server certificate for localhost and station certificates, as PEM files."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
-        ca = _certificate("Test CA", self.ca_key, self.ca_name, self.ca_key, ca=True)
-        self.ca = self._write("ca", ca, None)
-        self.server_cert, self.server_key = self.issue("localhost")
-
-    def _write(self, name, cert, key) -> Path:
-        path = self.dir / f"{name}.pem"
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        if key is not None:
-            key_path = self.dir / f"{name}.key"
-            key_path.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-        return path
-
-    def issue(self, subject: str) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate(subject, self.ca_key, self.ca_name, key)
-        return self._write(subject, cert, key), self.dir / f"{subject}.key"
-
-    def client_context(self, station: str | None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca))
-        if station is not None:
-            cert, key = self.issue(station)
-            context.load_cert_chain(str(cert), str(key))
-        return context
-
-
+@pytest.mark.parametrize("kind", ["ssl", "reuseport"])
 @pytest_twisted.ensureDeferred
-async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, backend, tmp_path):
+async def test_tls_with_basic_auth_forwards_the_authorization(
+    kind, start_gateway, backend, tmp_path
+):
     pki = PKI(tmp_path)
     port = free_port()
     await start_gateway(
-        f"--listen=ssl:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}:interface=127.0.0.1",
+        f"--listen={kind}:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        ":interface=127.0.0.1",
         f"--rpc-host=127.0.0.1:{backend.port}",
         "--broadcast-adapter=http",
     )
@@ -319,12 +308,15 @@ async def test_tls_with_basic_auth_forwards_the_authorization(start_gateway, bac
     assert env.headers["authorization"] == basic
 
 
+@pytest.mark.parametrize("kind", ["mtls", "reuseport"])
 @pytest_twisted.ensureDeferred
-async def test_mutual_tls_forwards_and_checks_the_certificate(start_gateway, backend, tmp_path):
+async def test_mutual_tls_forwards_and_checks_the_certificate(
+    kind, start_gateway, backend, tmp_path
+):
     pki = PKI(tmp_path)
     port = free_port()
     await start_gateway(
-        f"--listen=mtls:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
+        f"--listen={kind}:{port}:privateKey={pki.server_key}:certKey={pki.server_cert}"
         f":caCerts={pki.ca}:interface=127.0.0.1",
         f"--rpc-host=127.0.0.1:{backend.port}",
         "--broadcast-adapter=http",
@@ -362,7 +354,8 @@ async def test_mutual_tls_forwards_and_checks_the_certificate(start_gateway, bac
 
 def test_plugin_endpoint_refuses_mtls_without_cas():
     out = subprocess.run(
-        [*TWISTD, "-n", "--pidfile=", "ocppcable", "--listen=mtls:0:privateKey=x"],
+        [*TWISTD, "-n", "--pidfile=", "ocppcable", "--listen=mtls:0:privateKey=x"]
+        + ["--http-broadcast-port=0"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

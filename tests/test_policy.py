@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -11,15 +12,23 @@ from twisted.internet.task import Clock
 from ocppcable.metrics import NoMetrics
 from ocppcable.protos.rpc_pb2 import FAILURE, SUCCESS, CommandResponse
 from ocppcable.rpc.interface import RPCUnavailable
-from ocppcable.rpc.policy import CallPolicy
+from ocppcable.rpc.policy import CallPolicy, NotSent
 
 
 class Transient(Exception):
     pass
 
 
-def classify(error: BaseException) -> float | None:
-    return 0.1 if isinstance(error, Transient) else None
+def not_sent() -> NotSent:
+    """A failure that surely did not reach the backend: retried after 0.1 s, doubling."""
+    return NotSent(Transient(), 0.1)
+
+
+#: slow calls keep their slots in the tests of the gate's other rules
+NEVER = 60.0
+
+#: a new station for each call unless a test says otherwise
+_stations = itertools.count()
 
 
 def describe(error: BaseException) -> str:
@@ -77,9 +86,9 @@ def metrics() -> Recorder:
 
 
 def test_a_call_fires_with_the_response_and_is_measured(clock, metrics) -> None:
-    policy = CallPolicy(clock, 2, 5.0, metrics)
+    policy = CallPolicy(clock, 2, 5.0, metrics, slow_after=NEVER)
     attempts = Attempts()
-    d = policy.run("command", attempts, classify, describe)
+    d = policy.run("command", next(_stations), attempts, describe)
     assert policy.in_flight == 1 and attempts.budgets == [5.0]
     clock.advance(0.25)
     attempts.pending[0].callback(CommandResponse(status=FAILURE))
@@ -89,13 +98,13 @@ def test_a_call_fires_with_the_response_and_is_measured(clock, metrics) -> None:
 
 
 def test_the_gate_admits_waiting_calls_in_order(clock, metrics) -> None:
-    policy = CallPolicy(clock, 1, 5.0, metrics)
+    policy = CallPolicy(clock, 1, 5.0, metrics, slow_after=NEVER)
     attempts = Attempts()
-    first = policy.run("connect", attempts, classify, describe)
+    first = policy.run("connect", next(_stations), attempts, describe)
     second = policy.run(
-        "command", lambda r: succeed(CommandResponse(status=SUCCESS)), classify, describe
+        "command", next(_stations), lambda r: succeed(CommandResponse(status=SUCCESS)), describe
     )
-    third = policy.run("command", attempts, classify, describe)
+    third = policy.run("command", next(_stations), attempts, describe)
     assert (policy.in_flight, policy.pending) == (1, 2)
     attempts.pending[0].callback(CommandResponse(status=SUCCESS))
     assert outcome(first).status == SUCCESS and outcome(second).status == SUCCESS
@@ -105,11 +114,11 @@ def test_the_gate_admits_waiting_calls_in_order(clock, metrics) -> None:
 
 
 def test_waiting_at_the_gate_counts_against_the_budget(clock, metrics) -> None:
-    policy = CallPolicy(clock, 1, 5.0, metrics)
+    policy = CallPolicy(clock, 1, 5.0, metrics, slow_after=NEVER)
     attempts = Attempts()
-    first = policy.run("command", attempts, classify, describe)
+    first = policy.run("command", next(_stations), attempts, describe)
     clock.advance(2.0)
-    waiting = policy.run("command", attempts, classify, describe)
+    waiting = policy.run("command", next(_stations), attempts, describe)
     clock.advance(3.0)  # the first call's budget is spent: it is abandoned and cancelled
     assert unavailable(first) == "no answer within 5s" and attempts.cancelled == 1
     assert attempts.budgets == [5.0, 2.0]  # the waiting call got in with what it had left
@@ -120,11 +129,11 @@ def test_waiting_at_the_gate_counts_against_the_budget(clock, metrics) -> None:
 
 
 def test_a_call_that_times_out_at_the_gate_leaves_it(clock) -> None:
-    policy = CallPolicy(clock, 1, 5.0)
+    policy = CallPolicy(clock, 1, 5.0, slow_after=NEVER)
     attempts = Attempts()
-    first = policy.run("command", attempts, classify, describe)
+    first = policy.run("command", next(_stations), attempts, describe)
     clock.advance(1.0)
-    waiting = policy.run("command", attempts, classify, describe)
+    waiting = policy.run("command", next(_stations), attempts, describe)
     clock.advance(4.0)  # the first one's budget ends, the waiting one is admitted
     assert unavailable(first) == "no answer within 5s"
     clock.advance(1.0)
@@ -133,12 +142,12 @@ def test_a_call_that_times_out_at_the_gate_leaves_it(clock) -> None:
 
 
 def test_transient_failures_are_retried_with_backoff(clock, metrics) -> None:
-    policy = CallPolicy(clock, 1, 5.0, metrics)
+    policy = CallPolicy(clock, 1, 5.0, metrics, slow_after=NEVER)
     attempts = Attempts()
-    d = policy.run("command", attempts, classify, describe)
-    attempts.pending[0].errback(Transient())
+    d = policy.run("command", next(_stations), attempts, describe)
+    attempts.pending[0].errback(not_sent())
     clock.advance(0.1)
-    attempts.pending[1].errback(Transient())
+    attempts.pending[1].errback(not_sent())
     clock.advance(0.1)
     assert len(attempts.budgets) == 2  # the second backoff is 0.2 s
     clock.advance(0.1)
@@ -149,12 +158,12 @@ def test_transient_failures_are_retried_with_backoff(clock, metrics) -> None:
 
 
 def test_no_retry_when_the_backoff_would_pass_the_deadline(clock) -> None:
-    policy = CallPolicy(clock, 1, 0.15, NoMetrics())
+    policy = CallPolicy(clock, 1, 0.15, NoMetrics(), slow_after=NEVER)
     attempts = Attempts()
-    d = policy.run("command", attempts, classify, describe)
-    attempts.pending[0].errback(Transient())
+    d = policy.run("command", next(_stations), attempts, describe)
+    attempts.pending[0].errback(not_sent())
     clock.advance(0.1)
-    attempts.pending[1].errback(Transient())  # the next backoff (0.2 s) ends after 0.15 s
+    attempts.pending[1].errback(not_sent())  # the next backoff (0.2 s) ends after 0.15 s
     assert unavailable(d) == "described Transient()"
     assert policy.in_flight == 0 and not clock.getDelayedCalls()
 
@@ -168,32 +177,32 @@ def test_no_retry_when_the_backoff_would_pass_the_deadline(clock) -> None:
     ],
 )
 def test_other_failures_end_the_call(clock, failure, message) -> None:
-    policy = CallPolicy(clock, 1, 5.0)
-    d = policy.run("command", lambda remaining: fail(failure), classify, describe)
+    policy = CallPolicy(clock, 1, 5.0, slow_after=NEVER)
+    d = policy.run("command", next(_stations), lambda remaining: fail(failure), describe)
     assert unavailable(d) == message
     assert policy.in_flight == 0 and not clock.getDelayedCalls()
 
 
 def test_an_attempt_that_raises_is_a_failed_attempt(clock) -> None:
-    policy = CallPolicy(clock, 1, 5.0)
+    policy = CallPolicy(clock, 1, 5.0, slow_after=NEVER)
     calls = []
 
     def attempt(remaining: float) -> Deferred[Any]:
         calls.append(remaining)
         if len(calls) == 1:
-            raise Transient()
+            raise not_sent()
         return succeed(CommandResponse(status=SUCCESS))
 
-    d = policy.run("command", attempt, classify, describe)
+    d = policy.run("command", next(_stations), attempt, describe)
     clock.advance(0.1)
     assert outcome(d).status == SUCCESS and len(calls) == 2
 
 
 def test_cancelling_abandons_the_call_and_frees_its_slot(clock) -> None:
-    policy = CallPolicy(clock, 1, 5.0)
+    policy = CallPolicy(clock, 1, 5.0, slow_after=NEVER)
     attempts = Attempts()
-    first = policy.run("disconnect", attempts, classify, describe)
-    waiting = policy.run("disconnect", attempts, classify, describe)
+    first = policy.run("disconnect", next(_stations), attempts, describe)
+    waiting = policy.run("disconnect", next(_stations), attempts, describe)
     first.cancel()
     assert unavailable(first) == "described CancelledError()" and attempts.cancelled == 1
     assert (policy.in_flight, policy.pending) == (1, 0)  # the waiting call took the slot
@@ -203,12 +212,111 @@ def test_cancelling_abandons_the_call_and_frees_its_slot(clock) -> None:
 
 
 def test_cancelling_a_waiting_call_removes_it_from_the_gate(clock) -> None:
-    policy = CallPolicy(clock, 1, 5.0)
+    policy = CallPolicy(clock, 1, 5.0, slow_after=NEVER)
     attempts = Attempts()
-    first = policy.run("command", attempts, classify, describe)
-    waiting = policy.run("command", attempts, classify, describe)
+    first = policy.run("command", next(_stations), attempts, describe)
+    waiting = policy.run("command", next(_stations), attempts, describe)
     waiting.cancel()
     assert unavailable(waiting) == "described CancelledError()"
     assert policy.pending == 0 and len(attempts.budgets) == 1
     attempts.pending[0].callback(CommandResponse(status=SUCCESS))
     assert outcome(first).status == SUCCESS and policy.in_flight == 0
+
+
+# --- fairness across stations (issue 12 item 8) -----------------------------------------------
+
+
+class Named:
+    """Attempts that record which call was admitted, in order."""
+
+    def __init__(self) -> None:
+        self.admitted: list[str] = []
+        self.pending: dict[str, Deferred[Any]] = {}
+
+    def __call__(self, name: str) -> Any:
+        def attempt(remaining: float) -> Deferred[Any]:
+            self.admitted.append(name)
+            d: Deferred[Any] = Deferred()
+            self.pending[name] = d
+            return d
+
+        return attempt
+
+    def answer(self, name: str) -> None:
+        self.pending.pop(name).callback(CommandResponse(status=SUCCESS))
+
+
+def test_one_station_has_at_most_two_calls_admitted(clock) -> None:
+    policy = CallPolicy(clock, 10, 5.0)
+    calls = Named()
+    for name in ("a1", "a2", "a3"):
+        policy.run("command", "A", calls(name), describe)
+    policy.run("command", "B", calls("b1"), describe)
+    assert calls.admitted == ["a1", "a2", "b1"] and policy.pending == 1
+    calls.answer("a1")
+    assert calls.admitted[-1] == "a3" and (policy.in_flight, policy.pending) == (3, 0)
+
+
+def test_stations_take_turns_at_a_full_gate(clock) -> None:
+    policy = CallPolicy(clock, 1, 5.0, slow_after=NEVER)
+    calls = Named()
+    for station, name in (("A", "a1"), ("A", "a2"), ("A", "a3"), ("B", "b1"), ("C", "c1")):
+        policy.run("command", station, calls(name), describe)
+    for name in ("a1", "a2", "b1", "c1"):
+        calls.answer(name)
+    assert calls.admitted == ["a1", "a2", "b1", "c1", "a3"]  # not a1, a2, a3, b1, c1
+    calls.answer("a3")
+    assert (policy.in_flight, policy.pending) == (0, 0) and not clock.getDelayedCalls()
+
+
+def test_slow_calls_give_their_slots_back(clock) -> None:
+    policy = CallPolicy(clock, 2, 10.0, slow_after=1.0)
+    calls = Named()
+    slow = [policy.run("command", f"slow-{i}", calls(f"s{i}"), describe) for i in range(2)]
+    clock.advance(0.5)
+    healthy = policy.run("command", "healthy", calls("h"), describe)
+    assert calls.admitted == ["s0", "s1"] and policy.pending == 1
+    clock.advance(0.5)  # the slow calls have had their second: the healthy one goes in
+    assert calls.admitted[-1] == "h" and (policy.in_flight, policy.slow) == (3, 1)  # as needed
+    calls.answer("h")
+    assert outcome(healthy).status == SUCCESS
+    for name in ("s0", "s1"):
+        calls.answer(name)
+    assert [outcome(d).status for d in slow] == [SUCCESS, SUCCESS]
+    assert (policy.in_flight, policy.slow, policy.pending) == (0, 0, 0)
+    assert not clock.getDelayedCalls()
+
+
+def test_slow_calls_in_flight_are_bounded(clock) -> None:
+    policy = CallPolicy(clock, 1, 60.0, slow_after=1.0)  # at most 3 slow calls
+    calls = Named()
+    for i in range(6):
+        policy.run("command", f"s{i}", calls(f"s{i}"), describe)
+    for _ in range(10):  # one call becomes slow each second, until three are
+        clock.advance(1.0)
+    assert calls.admitted == ["s0", "s1", "s2", "s3"]  # three slow, one in the slot
+    assert (policy.in_flight, policy.slow, policy.pending) == (4, 3, 2)
+    assert len(clock.getDelayedCalls()) == 6  # the calls' own timers: no sweep spinning
+    calls.answer("s0")  # a slow one ends: the one in the slot is slow by now, one goes in
+    assert calls.admitted[4:] == ["s4"] and (policy.in_flight, policy.slow) == (4, 3)
+
+
+def test_a_call_that_fails_at_once_does_not_recurse_through_the_queue(clock) -> None:
+    policy = CallPolicy(clock, 1, 5.0)
+    calls = Named()
+    policy.run("command", "first", calls("first"), describe)
+    waiting = [
+        policy.run("command", i, lambda r: fail(RPCUnavailable("circuit open")), describe)
+        for i in range(5000)
+    ]
+    calls.answer("first")
+    assert all(unavailable(d) == "circuit open" for d in waiting)
+    assert (policy.in_flight, policy.pending) == (0, 0)
+
+
+def test_a_failure_that_may_have_reached_the_backend_is_not_retried(clock) -> None:
+    policy = CallPolicy(clock, 1, 5.0)
+    attempts = Attempts()
+    d = policy.run("command", "A", attempts, describe)
+    attempts.pending[0].errback(Transient())  # not NotSent: it may have been processed
+    assert unavailable(d) == "described Transient()" and len(attempts.budgets) == 1

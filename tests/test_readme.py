@@ -20,7 +20,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,11 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import ROOT, clean_environment, free_port, fresh_copy
 
 pytestmark = [pytest.mark.readme, pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.rst"
 SECTION = "Quick start"
 
@@ -182,37 +180,6 @@ class Process:
 
     def __str__(self) -> str:
         return f"$ {self.command}\n" + "".join(self.lines[-60:])
-
-
-def fresh_copy(destination: Path) -> None:
-    """The repository's files (tracked, and new ones not ignored) as they are now."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():  # not a file deleted in the work tree
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment (pip's settings included) without anything that would
-    configure the gateway or point at this test run's virtualenv."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ANYCABLE_", "OCPPCABLE_"))
-        and name not in ("PORT", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
-    }
-    if sys.prefix != sys.base_prefix:  # run from a virtualenv: "python3" must not be its own
-        ours = str(Path(sys.prefix) / "bin")
-        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != ours)
-    return env
 
 
 # --- the test -----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from ocppcable.cable import (
     ConnectRequest,
     DisconnectReply,
     DisconnectRequest,
-    ReplyEnv,
     Status,
 )
 from ocppcable.ocpp import v16
@@ -39,102 +38,29 @@ from ocppcable.session import (
     SessionSettings,
     StartTimer,
 )
+from tests.support import (
+    BOOT,
+    HEADERS,
+    IDENTIFIER,
+    IDENTIFIERS,
+    NOW,
+    URL,
+    broadcast_command,
+    call,
+    connect_ok,
+    established,
+    make,
+    message_data,
+    ok,
+    only_rpc,
+    report,
+    rpcs,
+    sent,
+    start,
+    transmission,
+)
 
 ERROR, SUCCESS, FAILURE = Status.ERROR, Status.SUCCESS, Status.FAILURE
-NOW = "2026-01-01T00:00:00.000Z"
-URL = "http://gateway.test/ocpp/CP-1?token=t"
-HEADERS = {"authorization": "Basic Q1AtMTpwdw==", "REMOTE_ADDR": "10.0.0.1"}
-IDENTIFIERS = '{"station":"CP-1"}'
-BOOT = {"chargePointVendor": "V", "chargePointModel": "M", "meterSerialNumber": "SN-1"}
-IDENTIFIER = '{"channel":"OCPPChannel","id":"CP-1","sn":"SN-1"}'
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def make(**overrides: Any) -> Session:
-    return Session(
-        station_id="CP-1",
-        catalog=v16.CATALOG,
-        settings=SessionSettings(**overrides),
-        url=URL,
-        headers=HEADERS,
-        utc_now=lambda: NOW,
-    )
-
-
-def call(unique_id: str, action: str, payload: dict[str, Any] | None = None) -> str:
-    return json.dumps([2, unique_id, action, {} if payload is None else payload])
-
-
-def sent(effects: list[Effect]) -> list[Any]:
-    return [json.loads(e.text) for e in effects if isinstance(e, Send)]
-
-
-def rpcs(effects: list[Effect]) -> list[RPC]:
-    return [e for e in effects if isinstance(e, RPC)]
-
-
-def only_rpc(effects: list[Effect], method: str | None = None) -> RPC:
-    found = rpcs(effects)
-    assert len(found) == 1, effects
-    if method is not None:
-        assert found[0].method == method
-    return found[0]
-
-
-def _reply_env(kwargs: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(kwargs.get("env"), dict):
-        kwargs["env"] = ReplyEnv(**kwargs["env"])
-    return kwargs
-
-
-def connect_ok(**kwargs: Any) -> ConnectReply:
-    return ConnectReply(status=SUCCESS, identifiers=IDENTIFIERS, **_reply_env(kwargs))
-
-
-def ok(**kwargs: Any) -> CommandReply:
-    return CommandReply(status=SUCCESS, **_reply_env(kwargs))
-
-
-def transmission(message: dict[str, Any], identifier: str = IDENTIFIER) -> str:
-    return json.dumps({"identifier": identifier, "message": message})
-
-
-def message_data(rpc: RPC) -> dict[str, Any]:
-    assert rpc.method == "command" and rpc.request.command == "message"
-    return json.loads(rpc.request.data)
-
-
-def start(
-    session: Session, unique_id: str = "1", action: str = "BootNotification", payload: Any = BOOT
-) -> RPC:
-    """Send the first CALL and let Connect and subscribe succeed: the ``message`` RPC."""
-    connect = only_rpc(session.frame_received(call(unique_id, action, payload)), "connect")
-    subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
-    return only_rpc(session.rpc_succeeded(subscribe.token, ok()), "command")
-
-
-def established(**overrides: Any) -> Session:
-    """A session whose BootNotification went through and was answered by default."""
-    session = make(**overrides)
-    session.opened()
-    message = start(session)
-    assert sent(session.rpc_succeeded(message.token, ok()))[0][0] == 3
-    return session
-
-
-def broadcast_command(session: Session, command: str = "Reset", **fields: Any) -> list[Effect]:
-    return session.broadcast({"command": command, "payload": {"type": "Soft"}, **fields})
-
-
-def report(rpc: RPC) -> dict[str, Any]:
-    """The data of an ``ack``/``error`` report RPC."""
-    assert rpc.method == "command" and rpc.request.command == "message"
-    assert rpc.request.identifier == IDENTIFIER
-    return json.loads(rpc.request.data)
-
-
 # --- idle timer ------------------------------------------------------------------------------
 
 
@@ -452,7 +378,8 @@ def test_control_transmissions_never_reach_the_station(control: str) -> None:
     ["not json", "[]", '{"identifier":"x","message":"text"}', '{"identifier":"x","message":{}}'],
 )
 def test_malformed_transmission_is_an_internal_error(malformed: str) -> None:
-    """SPEC §7: logged, and the station gets InternalError for its CALL, not a default reply."""
+    """Bad input (docs/contract.md, "Bad input"): logged, and the station gets InternalError for its CALL,
+    not a default reply."""
     session = make()
     rpc = start(session, "1", "StatusNotification", {})
     effects = session.rpc_succeeded(rpc.token, ok(transmissions=[malformed]))
@@ -1154,6 +1081,8 @@ class Harness:
         self.timers: set[str] = set()
         self.replies: list[Any] = []
         self.closed = False
+        self.connected = False  # a Connect succeeded
+        self.disconnected = False
 
     def run(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -1163,6 +1092,11 @@ class Harness:
                 if frame[0] in (3, 4) and not self.closed:
                     self.replies.append(frame[1])
             elif isinstance(effect, RPC):
+                # the Disconnect comes once, after the socket closed, and nothing after it
+                assert not self.disconnected, effect
+                if effect.method == "disconnect":
+                    assert self.session.closed and self.connected
+                    self.disconnected = True
                 self.pending.append(effect)
             elif isinstance(effect, StartTimer):
                 self.timers.add(effect.name)
@@ -1187,6 +1121,7 @@ class Harness:
         status = {"failure": FAILURE, "error": ERROR}.get(outcome, SUCCESS)
         if rpc.method == "connect":
             response: Any = ConnectReply(status=status, identifiers="i")
+            self.connected = self.connected or status == SUCCESS
         elif rpc.method == "disconnect":
             response = DisconnectReply(status=status)
         else:
@@ -1233,6 +1168,13 @@ def test_any_frames_never_raise_and_every_call_is_answered_once(
     if not harness.closed:
         assert answered == expected
         assert not {t for t in harness.timers if t.startswith("call:")}
+        harness.closed = True
+        harness.run(harness.session.connection_lost())
+    # once every answer is in, the backend has heard of the end exactly when it connected
+    while harness.pending:
+        harness.resolve("success")
+    assert harness.disconnected == harness.connected
+    assert harness.session.phase is Phase.CLOSED
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -1333,3 +1275,69 @@ def test_authenticated_sessions_gauge_is_balanced(late: bool) -> None:
 
 def test_an_established_session_is_active() -> None:
     assert established().phase is Phase.ACTIVE
+
+
+# --- remote commands too large to send (issue 12 item 11) -------------------------------------
+
+
+def test_a_command_too_large_to_send_is_refused_at_once_and_the_queue_goes_on() -> None:
+    session = established(max_frame=1000)
+    effects = session.broadcast(
+        {"command": "DataTransfer", "id": "big", "payload": {"vendorId": "v", "data": "x" * 2000}}
+    )
+    assert sent(effects) == [] and not any(isinstance(e, StartTimer) for e in effects)
+    data = report(only_rpc(effects))
+    assert (data["action"], data["id"], data["code"]) == ("error", "big", "TooLarge")
+    assert "exceeds 1000" in data["message"]
+    # the next command goes out at once: nothing waits behind the refused one
+    effects = broadcast_command(session, id="r-1")
+    assert sent(effects) == [[2, "r-1", "Reset", {"type": "Soft"}]]
+
+
+def test_a_command_of_exactly_the_frame_limit_is_sent() -> None:
+    frame = json.dumps(
+        [2, "r", "DataTransfer", {"vendorId": "v", "data": ""}], separators=(",", ":")
+    )
+    session = established(max_frame=len(frame) + 10)
+    effects = session.broadcast(
+        {"command": "DataTransfer", "id": "r", "payload": {"vendorId": "v", "data": "é" * 5}}
+    )
+    assert sent(effects) == [[2, "r", "DataTransfer", {"vendorId": "v", "data": "é" * 5}]]
+
+
+# --- graceful stop (issue 12 item 9) ----------------------------------------------------------
+
+
+def test_stopping_an_idle_session_closes_it_at_once() -> None:
+    session = make()
+    session.opened()
+    assert session.shutdown() == [Close(1001, "going away")]
+    assert session.shutdown() == []
+
+
+def test_stopping_waits_for_the_call_in_flight_and_refuses_new_ones() -> None:
+    session = established()
+    rpc = only_rpc(session.frame_received(call("a1", "DataTransfer", {"vendorId": "v"})))
+    # a pipelined CALL not yet sent to the backend is refused when the stop begins
+    assert rpcs(session.frame_received(call("a2", "DataTransfer", {"vendorId": "v"}))) == []
+    effects = session.shutdown()
+    assert sent(effects) == [[4, "a2", "InternalError", "gateway shutting down", {}]]
+    assert not any(isinstance(e, Close) for e in effects)
+    # a new CALL is refused; the one in flight is still answered, then the station closed
+    assert sent(session.frame_received(call("a3", "Heartbeat"))) == [
+        [4, "a3", "InternalError", "gateway shutting down", {}]
+    ]
+    effects = session.rpc_succeeded(rpc.token, ok())
+    assert sent(effects)[0][:2] == [3, "a1"]
+    closes = [e for e in effects if isinstance(e, Close)]
+    assert closes == [Close(1001, "going away")]
+    assert effects.index(closes[0]) > [type(e) for e in effects].index(Send)
+
+
+def test_stopping_closes_when_the_call_times_out() -> None:
+    session = established()
+    only_rpc(session.frame_received(call("a1", "Authorize", {"idTag": "T"})))
+    assert not any(isinstance(e, Close) for e in session.shutdown())
+    effects = session.timer_fired("call:a1")
+    assert sent(effects)[0][:3] == [4, "a1", "InternalError"]
+    assert effects[-1] == Close(1001, "going away")

@@ -9,7 +9,7 @@ from ocppcable.commands import CommandEnded, Ending, RemoteCommand
 from ocppcable.ocpp import v16
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.session import COMMAND_TIMER, Send, Started
-from tests.test_session import (
+from tests.support import (
     BOOT,
     call,
     established,

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,21 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import deferLater
 
-from tests.support import TIMEOUT, aio, free_port, raw_socket
-
-TWISTD = [str(Path(sys.executable).with_name("twistd"))]
-
-
-def twistd(*args: str, **kwargs) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [*TWISTD, "-n", "--pidfile=", "ocppcable", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        **kwargs,
-    )
+from tests.support import TIMEOUT, TWISTD, aio, free_port, raw_socket, twistd
 
 
 def test_help_lists_every_option():
@@ -78,17 +63,25 @@ def test_invalid_configuration_fails_with_one_clear_line(args, flag):
     assert "ocppcable serving OCPP" not in out.stdout
 
 
-def test_an_invalid_environment_variable_names_the_variable():
+@pytest.mark.parametrize(
+    ("variable", "value", "flag"),
+    [
+        ("OCPPCABLE_PORT", "99999", "--port"),
+        ("ANYCABLE_LISTEN", "tcp:abc", "--listen"),
+        ("ANYCABLE_RPC_HOST", "localhost", "--rpc-host"),
+    ],
+)
+def test_an_invalid_environment_variable_names_the_variable(variable, value, flag):
     out = subprocess.run(
         [*TWISTD, "-n", "--pidfile=", "ocppcable"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        env={**os.environ, "OCPPCABLE_PORT": "99999"},
+        env={**os.environ, variable: value},
     )
     assert out.returncode != 0
     last = (out.stdout + out.stderr).strip().splitlines()[-1]
-    assert "OCPPCABLE_PORT" in last and "--port" in last
+    assert variable in last and flag in last
     assert "Traceback" not in out.stdout + out.stderr
 
 
@@ -134,6 +127,7 @@ async def test_serves_stations_and_exits_cleanly_on_sigterm(redis_server, reacto
         "--rpc-host=demo",
         f"--redis-url={redis_server.url}",
         "--ocpp-path=/api/ocpp",
+        "--http-broadcast-port=0",
     )
     try:
         await _wait_listening(process, reactor)

@@ -23,7 +23,6 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ocppcable.api.interfaces import (
-    ICallTracker,
     ICommandQueue,
     IPresence,
     IRouter,
@@ -31,7 +30,7 @@ from ocppcable.api.interfaces import (
 )
 from ocppcable.api.models import Answer, CallRequest, Limits, Outcome
 from ocppcable.api.validate import command_errors
-from ocppcable.commands import CommandEnded, Ending, RemoteCommand
+from ocppcable.commands import CommandEnded, Ending, ICallTracker, RemoteCommand
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
 from ocppcable.ocpp.validation import Validator

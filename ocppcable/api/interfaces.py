@@ -13,7 +13,7 @@ from typing import Any
 
 from zope.interface import Interface
 
-from ocppcable.commands import CommandEnded, RemoteCommand
+from ocppcable.commands import RemoteCommand
 
 
 @dataclass(frozen=True)
@@ -72,22 +72,11 @@ class IRouter(Interface):
 
     def deliver(station_id: str, command: RemoteCommand) -> Any:
         """Deferred firing True once the station's session took ``command`` (its end then
-        comes to :meth:`ICallTracker.ended`), False when the station is not connected."""
+        comes to :meth:`ocppcable.commands.ICallTracker.ended`), False when the station is not connected."""
 
     def report_expired(station_id: str, command: RemoteCommand) -> Any:
         """Deferred firing True once the station's session reported ``command`` to the
         backend as expired (``#error`` ``Expired``), False when the station is not connected."""
-
-
-class ICallTracker(Interface):
-    """What the sessions tell the call API (the transport glue calls these)."""
-
-    def ended(station_id: str, ended: CommandEnded) -> None:
-        """A tracked command ended."""
-
-    def started(station_id: str) -> None:
-        """The station's session started (its channel subscription succeeded): queued
-        commands may be delivered."""
 
 
 class ICommandQueue(Interface):

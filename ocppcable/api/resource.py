@@ -22,12 +22,14 @@ from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
 
 from ocppcable.api import models
 from ocppcable.api.calls import CallService
 from ocppcable.api.interfaces import IPresence
 from ocppcable.api.models import STATION_ID, Answer, Invalid, Limits, Outcome
 from ocppcable.api.openapi import OPENAPI
+from ocppcable.http_limits import IAcceptsBody
 
 log = Logger()
 
@@ -60,8 +62,11 @@ def _matches(template: tuple[str, ...], path: list[str]) -> bool:
     )
 
 
+@implementer(IAcceptsBody)
 class APIResource(Resource):
-    """Routes ``/_ocpp/...`` itself (a leaf), so that the whole API is one resource."""
+    """Routes ``/_ocpp/...`` itself (a leaf), so that the whole API is one resource. On a
+    :class:`~ocppcable.http_limits.LimitedSite` the key and the body size are checked from the
+    request head, before the body is read (413 over :attr:`max_body`)."""
 
     isLeaf = True
 
@@ -82,7 +87,7 @@ class APIResource(Resource):
         return self._authorization is not None
 
     def refusal(self, method: bytes, headers: Headers) -> tuple[int, bytes] | None:
-        """A refusal from the request head alone (a bad key), or None."""
+        """A refusal from the request head alone (a bad key), or None to read the body."""
         if self._authorization is not None:
             given = (headers.getRawHeaders(b"authorization") or [b""])[-1]
             if not hmac.compare_digest(given, self._authorization):
@@ -127,12 +132,7 @@ class APIResource(Resource):
         if method != allowed:
             request.setHeader(b"allow", b"GET, HEAD" if allowed == b"GET" else allowed)
             return 405, {"errors": [f"use {allowed.decode()}"]}
-        body = b""
-        if allowed == b"POST":
-            # at most one byte more than allowed is read
-            body = request.content.read(self.max_body + 1)
-            if len(body) > self.max_body:
-                return 413, {"errors": [f"the body is larger than {self.max_body} bytes"]}
+        body = request.content.read() if allowed == b"POST" else b""
         params = [segment for t, segment in zip(template, path, strict=True) if t == "*"]
         handler = getattr(self, name)
         return lambda: handler(request, *params, body)

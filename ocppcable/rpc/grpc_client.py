@@ -12,13 +12,14 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ocppcable import cable
 from ocppcable.metrics import IMetrics
 from ocppcable.protos import rpc_pb2_grpc
 from ocppcable.rpc.interface import IRPCClient
-from ocppcable.rpc.policy import CallPolicy
+from ocppcable.rpc.policy import CallPolicy, NotSent
 
 log = Logger()
 
@@ -34,18 +35,28 @@ CHANNEL_OPTIONS = [
 #: seconds closing the channel may take at shutdown
 STOP_TIMEOUT = 5.0
 
-#: base backoff per retryable status (AnyCable: 10 ms for RESOURCE_EXHAUSTED, 100 ms for
-#: UNAVAILABLE, doubling on each retry)
-_BACKOFF = {
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 0.01,
-    grpc.StatusCode.UNAVAILABLE: 0.1,
-}
+#: AnyCable's base backoff (doubling on each retry): 10 ms for RESOURCE_EXHAUSTED, 100 ms for
+#: UNAVAILABLE
+_EXHAUSTED_BACKOFF = 0.01
+_UNAVAILABLE_BACKOFF = 0.1
+
+#: what gRPC's UNAVAILABLE says when no connection could be made (refused, unresolvable): the
+#: request was never written. Any other UNAVAILABLE ("Socket closed", a reset) may have come
+#: after the backend got it.
+_NEVER_CONNECTED = ("failed to connect to all addresses", "errors resolving", "dns resolution")
 
 
-def _classify(error: BaseException) -> float | None:
+def _not_sent(failure: Failure) -> Failure:
+    """A failed attempt as :class:`NotSent` when the backend surely did not handle it."""
+    error = failure.value
     if isinstance(error, grpc.RpcError):
-        return _BACKOFF.get(error.code())
-    return None
+        code = error.code()
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:  # refused before handling (full pool)
+            raise NotSent(error, _EXHAUSTED_BACKOFF)
+        details = (error.details() or "").lower()
+        if code is grpc.StatusCode.UNAVAILABLE and any(s in details for s in _NEVER_CONNECTED):
+            raise NotSent(error, _UNAVAILABLE_BACKOFF)
+    return failure
 
 
 def _describe(error: BaseException) -> str:
@@ -118,7 +129,8 @@ class AioBridge:
         task: list[asyncio.Future[Any]] = []
 
         def cancel(_: Deferred[Any]) -> None:
-            loop.call_soon_threadsafe(lambda: task and task[0].cancel())
+            if not loop.is_closed():  # else the channel is closed: the call ended with it
+                loop.call_soon_threadsafe(lambda: task and task[0].cancel())
 
         d: Deferred[Any] = Deferred(cancel)
 
@@ -183,9 +195,10 @@ class GRPCClient(Service):
         def attempt(remaining: float) -> Deferred[Any]:
             if self._bridge is None:
                 raise RuntimeError("gRPC client is not running")
-            return self._bridge.call(method, request, max(remaining, 0.001), metadata)
+            d = self._bridge.call(method, request, max(remaining, 0.001), metadata)
+            return d.addErrback(_not_sent)
 
-        return self.policy.run(method.lower(), attempt, _classify, _describe)
+        return self.policy.run(method.lower(), sid, attempt, _describe)
 
     def connect(self, sid: str, request: cable.ConnectRequest) -> Deferred[cable.ConnectReply]:
         d = self._call("Connect", sid, cable.connect_request_pb(request))

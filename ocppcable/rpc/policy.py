@@ -1,9 +1,23 @@
-"""Concurrency gate, retries with backoff and a per-call budget, shared by every transport."""
+# -*- test-case-name: tests.test_policy -*-
+"""The RPC gate, retries with backoff and a per-call budget, shared by every transport.
+
+**The gate** limits the RPCs in flight to ``concurrency``, fairly across stations: each station
+(the key a transport passes, the session id) waits in a queue of its own, the queues take turns,
+and one station has at most :data:`PER_STATION` RPCs admitted at once (its CALL being processed
+and its Disconnect). A call that has waited for its answer for :data:`SLOW_AFTER` seconds
+gives its slot back while it goes on waiting, so a backend that is slow for some stations does
+not hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
+
+**Retries** (the rule for backend authors, see ``docs/channel-contract.md``): an RPC is tried
+again only when it surely did not reach the backend's handlers, so the backend never processes
+one twice. A transport says so by failing the attempt with :class:`NotSent`; every other
+failure ends the call (the station's CALL gets InternalError).
+"""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
@@ -16,16 +30,37 @@ from ocppcable.rpc.interface import RPCUnavailable
 
 T = TypeVar("T")
 
-#: classify(exception) → base backoff in seconds when the error is worth retrying, else None
-Classifier = Callable[[BaseException], float | None]
+#: RPCs one station may have admitted through the gate at once: its CALL and its Disconnect
+PER_STATION = 2
+#: seconds after which an admitted call no longer occupies a slot of the gate
+SLOW_AFTER = 1.0
+#: slow calls in flight at most, as a multiple of the gate's concurrency
+SLOW_FACTOR = 3
+
+
+class NotSent(Exception):
+    """An attempt that surely did not reach the backend's handlers, so that trying it again
+    cannot make the backend process it twice; the policy retries it after ``backoff`` seconds,
+    doubling for each retry, within the call's budget.
+
+    Transports raise it only when they are sure: the connection was refused or never made (no
+    byte of the request was written), the host name did not resolve, or the backend refused the
+    request before handling it (gRPC ``RESOURCE_EXHAUSTED`` from a full worker pool). A request
+    that may have been written (a connection reset or closed during the call, a deadline) is
+    not :class:`NotSent`. ``cause`` is the transport's own error, for the reason logged.
+    """
+
+    def __init__(self, cause: BaseException, backoff: float) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.backoff = backoff
 
 
 class CallPolicy:
-    """Runs RPC attempts through a concurrency gate, retrying transient failures within a budget.
+    """Runs RPC attempts through the gate, retrying :class:`NotSent` failures within a budget.
 
-    ``attempt(remaining_seconds)`` starts one try and returns a Deferred; ``classify`` says which
-    failures are transient and how long to back off (base × 2^n). The whole call, waiting at the
-    gate included, never takes longer than ``timeout`` seconds.
+    ``attempt(remaining_seconds)`` starts one try and returns a Deferred. The whole call,
+    waiting at the gate included, never takes longer than ``timeout`` seconds.
 
     Every station CALL makes at least one RPC, so each call is a small state machine
     (:class:`_Call`) with one timer, rather than a chain of semaphore, generator and timeout
@@ -38,40 +73,157 @@ class CallPolicy:
         concurrency: int,
         timeout: float,
         metrics: IMetrics | None = None,
+        *,
+        per_station: int = PER_STATION,
+        slow_after: float = SLOW_AFTER,
     ) -> None:
         self.clock = clock
         self.timeout = timeout
         self.metrics = metrics or NoMetrics()
         self.concurrency = concurrency
-        #: calls admitted through the gate (trying, or backing off before the next try)
-        self.in_flight = 0
-        self._waiting: deque[_Call] = deque()
+        self.per_station = per_station
+        self.slow_after = slow_after
+        self.max_slow = SLOW_FACTOR * concurrency
+        #: admitted calls that occupy a slot, oldest first
+        self._young: dict[_Call, None] = {}
+        #: admitted calls older than ``slow_after``: in flight, but in no slot
+        self.slow = 0
+        self._stations: dict[Hashable, _Station] = {}
+        #: stations with a call waiting and room under ``per_station``, in turn order
+        self._turns: deque[_Station] = deque()
+        self._waiting = 0
+        self._admitting = False
+        self._sweep: IDelayedCall | None = None
+
+    @property
+    def max_in_flight(self) -> int:
+        """Calls that may be in flight at once, slow ones included (a transport with a
+        connection per call needs as many)."""
+        return self.concurrency + self.max_slow
+
+    @property
+    def in_flight(self) -> int:
+        """Calls admitted through the gate (trying, or backing off before the next try)."""
+        return len(self._young) + self.slow
 
     @property
     def pending(self) -> int:
         """Calls waiting at the gate."""
-        return len(self._waiting)
+        return self._waiting
 
     def run(
         self,
         method: str,
+        station: Hashable,
         attempt: Callable[[float], Deferred[T]],
-        classify: Classifier,
         describe: Callable[[BaseException], str],
     ) -> Deferred[T]:
-        """One RPC ``method`` (connect/command/disconnect), for metrics and logs. Fires with the
-        response or fails with :class:`RPCUnavailable`; cancelling it abandons the call."""
-        call = _Call(self, method, attempt, classify, describe)
-        if self.in_flight < self.concurrency:
-            call.admit()
-        else:
-            self._waiting.append(call)
+        """One RPC ``method`` (connect/command/disconnect, for metrics and logs) for
+        ``station``. Fires with the response or fails with :class:`RPCUnavailable` (its reason
+        from ``describe``); cancelling it abandons the call."""
+        queue = self._stations.get(station)
+        if queue is None:
+            queue = self._stations[station] = _Station(station)
+        call = _Call(self, queue, method, attempt, describe)
+        queue.waiting.append(call)
+        self._waiting += 1
+        self._take_turn(queue)
+        self._admit()
         return call.result
 
-    def _release(self) -> None:
-        self.in_flight -= 1
-        while self._waiting and self.in_flight < self.concurrency:
-            self._waiting.popleft().admit()
+    def _take_turn(self, station: _Station) -> None:
+        if not station.queued and station.waiting and station.admitted < self.per_station:
+            station.queued = True
+            self._turns.append(station)
+
+    def _admit(self) -> None:
+        """Admit waiting calls while the gate has room, one per station in turn."""
+        if self._admitting:  # a call admitted below finished at once: the loop goes on
+            return
+        self._admitting = True
+        try:
+            while self._turns and self._has_room():
+                station = self._turns.popleft()
+                station.queued = False
+                call = station.waiting.popleft()
+                self._waiting -= 1
+                station.admitted += 1
+                self._young[call] = None
+                self._take_turn(station)
+                call.admit()
+        finally:
+            self._admitting = False
+        self._watch_slow()
+
+    def _watch_slow(self) -> None:
+        """While calls wait at a full gate, look again when the oldest call in a slot becomes
+        slow; else no timer."""
+        waiting = self._turns and len(self._young) >= self.concurrency
+        if waiting and self.slow < self.max_slow:
+            if self._sweep is None:
+                oldest = next(iter(self._young))
+                delay = max(0.0, oldest.admitted_at + self.slow_after - self.clock.seconds())
+                self._sweep = self.clock.callLater(delay, self._swept)
+        elif self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    def _has_room(self) -> bool:
+        if len(self._young) < self.concurrency:
+            return True
+        # the gate is full: calls that have been slow long enough give their slots back
+        limit = self.clock.seconds() - self.slow_after
+        while self._young and self.slow < self.max_slow:
+            oldest = next(iter(self._young))
+            if oldest.admitted_at > limit:
+                break
+            del self._young[oldest]
+            oldest.slow = True
+            self.slow += 1
+            if len(self._young) < self.concurrency:
+                return True
+        return False
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self._admit()
+
+    def _release(self, call: _Call) -> None:
+        if call.slow:
+            self.slow -= 1
+        else:
+            del self._young[call]
+        station = call.station
+        station.admitted -= 1
+        self._forget_if_idle(station)
+        self._take_turn(station)
+        self._admit()
+
+    def _leave_queue(self, call: _Call) -> None:
+        station = call.station
+        station.waiting.remove(call)
+        self._waiting -= 1
+        if not station.waiting and station.queued:
+            self._turns.remove(station)
+            station.queued = False
+        self._forget_if_idle(station)
+        self._watch_slow()
+
+    def _forget_if_idle(self, station: _Station) -> None:
+        if not station.waiting and not station.admitted:
+            del self._stations[station.key]
+
+
+class _Station:
+    """One station's calls waiting at the gate, and how many it has admitted."""
+
+    __slots__ = ("key", "waiting", "admitted", "queued")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.waiting: deque[_Call] = deque()
+        self.admitted = 0
+        self.queued = False  # in CallPolicy._turns
 
 
 #: status names for metrics, by number
@@ -83,15 +235,17 @@ class _Call:
 
     __slots__ = (
         "policy",
+        "station",
         "method",
         "attempt",
-        "classify",
         "describe",
         "started",
         "deadline",
         "result",
         "timer",
         "admitted",
+        "admitted_at",
+        "slow",
         "current",
         "backoff",
         "retries",
@@ -101,29 +255,31 @@ class _Call:
     def __init__(
         self,
         policy: CallPolicy,
+        station: _Station,
         method: str,
         attempt: Callable[[float], Deferred[Any]],
-        classify: Classifier,
         describe: Callable[[BaseException], str],
     ) -> None:
         self.policy = policy
+        self.station = station
         self.method = method
         self.attempt = attempt
-        self.classify = classify
         self.describe = describe
         self.started = policy.clock.seconds()
         self.deadline = self.started + policy.timeout
         self.result: Deferred[Any] = Deferred(self._cancelled)
         self.timer: IDelayedCall | None = policy.clock.callLater(policy.timeout, self._timed_out)
         self.admitted = False
+        self.admitted_at = 0.0
+        self.slow = False  # admitted long enough ago to occupy no slot
         self.current: Deferred[Any] | None = None  # the running attempt
-        self.backoff: IDelayedCall | None = None  # the next attempt, after a transient failure
+        self.backoff: IDelayedCall | None = None  # the next attempt, after a NotSent failure
         self.retries: dict[float, int] = {}
         self.done = False
 
     def admit(self) -> None:
         self.admitted = True
-        self.policy.in_flight += 1
+        self.admitted_at = self.policy.clock.seconds()
         self._try()
 
     def _try(self) -> None:
@@ -150,16 +306,16 @@ class _Call:
             self._attempt_failed(failure.value)
 
     def _attempt_failed(self, error: BaseException) -> None:
-        base = self.classify(error)
-        if base is None:
+        if not isinstance(error, NotSent):
             self._settle(None, error)
             return
+        base = error.backoff
         n = self.retries.get(base, 0)
         self.retries = {base: n + 1}  # the count restarts when the kind of error changes
         delay = base * 2**n
         clock = self.policy.clock
         if clock.seconds() + delay >= self.deadline:
-            self._settle(None, RPCUnavailable(self.describe(error)))
+            self._settle(None, RPCUnavailable(self.describe(error.cause)))
         else:
             self.backoff = clock.callLater(delay, self._try)
 
@@ -180,7 +336,7 @@ class _Call:
         if self.backoff is not None and self.backoff.active():
             self.backoff.cancel()
         if not self.admitted:
-            self.policy._waiting.remove(self)
+            self.policy._leave_queue(self)
         self._finish(None, error)
 
     def _settle(self, response: Any, error: BaseException | None = None) -> None:
@@ -194,7 +350,7 @@ class _Call:
             self.timer.cancel()
         self.timer = None
         if self.admitted:
-            policy._release()
+            policy._release(self)
         if error is None:
             try:
                 status = getattr(response, "status", 0)
