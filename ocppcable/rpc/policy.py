@@ -5,8 +5,9 @@
 (the key a transport passes, the session id) waits in a queue of its own, the queues take turns,
 and one station has at most :data:`PER_STATION` RPCs admitted at once (its CALL being processed
 and its Disconnect). A call that has waited for its answer for :data:`SLOW_AFTER` seconds
-gives its slot back while it goes on waiting, so a backend that is slow for some stations does
-not hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
+gives its slot back while it goes on waiting, and the next calls of its station skip the slots
+(until one of them is answered in time), so a backend that is slow for some stations does not
+hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
 
 **Priority**: the calls of sessions that have started (their Commands and Disconnects) go
 ahead of :data:`NEW_SESSION_METHODS` (the Connects of stations arriving), and a Connect never
@@ -21,7 +22,7 @@ failure ends the call (the station's CALL gets InternalError).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -38,9 +39,11 @@ T = TypeVar("T")
 #: RPCs one station may have admitted through the gate at once: its CALL and its Disconnect
 PER_STATION = 2
 #: seconds after which an admitted call no longer occupies a slot of the gate
-SLOW_AFTER = 1.0
+SLOW_AFTER = 0.5
 #: slow calls in flight at most, as a multiple of the gate's concurrency
 SLOW_FACTOR = 3
+#: slow stations remembered at most, as a multiple of the slow calls in flight at most
+SLOW_MEMORY = 4
 #: the calls that start a session: they wait behind every other call at the gate
 NEW_SESSION_METHODS = frozenset({"connect"})
 #: the two classes of calls at the gate, in the order they are admitted
@@ -105,8 +108,10 @@ class CallPolicy:
         self.reserved = reserved_slots(concurrency)
         #: admitted calls that occupy a slot, oldest first
         self._young: dict[_Call, None] = {}
-        #: admitted calls older than ``slow_after``: in flight, but in no slot
+        #: admitted calls older than ``slow_after``, or of a slow station: in flight, in no slot
         self.slow = 0
+        #: stations whose last call took ``slow_after`` or more, least recent first (bounded)
+        self._slow_stations: OrderedDict[Hashable, None] = OrderedDict()
         self._stations: dict[Hashable, _Station] = {}
         #: stations with a call waiting and room under ``per_station``, in turn order, by the
         #: class of their next call (:data:`CONNECTED`, :data:`NEW`)
@@ -162,14 +167,18 @@ class CallPolicy:
             station.queued = self._turns[station.waiting[0].kind]
             station.queued.append(station)
 
-    def _next_turns(self) -> deque[_Station] | None:
-        """The turns the next call comes from, if the gate has room for it: a connected
-        session's call first, a new session's only with room beyond the reserved slots."""
-        connected, new = self._turns
-        if connected and self._has_room(self.concurrency):
-            return connected
-        if new and self._has_room(self.concurrency - self.reserved):
-            return new
+    def _next_turn(self) -> tuple[deque[_Station], bool] | None:
+        """The turns the next call comes from and whether it goes in without a slot (its
+        station is slow), if the gate has room for it: a started session's call first, a new
+        session's only with room beyond the reserved slots."""
+        limits = (self.concurrency, self.concurrency - self.reserved)
+        for turns, slots in zip(self._turns, limits, strict=True):
+            if not turns:
+                continue
+            if turns[0].key in self._slow_stations and self.slow < self.max_slow:
+                return turns, True  # its calls take long: they need no slot
+            if self._has_room(slots):
+                return turns, False
         return None
 
     def _admit(self) -> None:
@@ -178,13 +187,18 @@ class CallPolicy:
             return
         self._admitting = True
         try:
-            while (turns := self._next_turns()) is not None:
+            while (turn := self._next_turn()) is not None:
+                turns, slow = turn
                 station = turns.popleft()
                 station.queued = None
                 call = station.waiting.popleft()
                 self._waiting[call.kind] -= 1
                 station.admitted += 1
-                self._young[call] = None
+                if slow:
+                    call.slow = True
+                    self.slow += 1
+                else:
+                    self._young[call] = None
                 self._take_turn(station)
                 call.admit()
         finally:
@@ -221,6 +235,7 @@ class CallPolicy:
             del self._young[oldest]
             oldest.slow = True
             self.slow += 1
+            self._mark(oldest.station.key, slow=True)
             if len(self._young) < slots:
                 return True
         return False
@@ -229,12 +244,22 @@ class CallPolicy:
         self._sweep = None
         self._admit()
 
+    def _mark(self, key: Hashable, slow: bool) -> None:
+        if slow:
+            self._slow_stations[key] = None
+            self._slow_stations.move_to_end(key)
+            if len(self._slow_stations) > SLOW_MEMORY * self.max_slow:
+                self._slow_stations.popitem(last=False)
+        else:
+            self._slow_stations.pop(key, None)
+
     def _release(self, call: _Call) -> None:
         if call.slow:
             self.slow -= 1
         else:
             del self._young[call]
         station = call.station
+        self._mark(station.key, self.clock.seconds() - call.admitted_at >= self.slow_after)
         station.admitted -= 1
         self._forget_if_idle(station)
         self._take_turn(station)
