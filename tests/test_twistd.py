@@ -31,6 +31,8 @@ def test_help_lists_every_option():
     ("args", "flag"),
     [
         (["--rpc-concurrency=0"], "--rpc-concurrency"),
+        (["--admission-rate=-1"], "--admission-rate"),
+        (["--admission-burst=0"], "--admission-burst"),
         (["--ocpp-path=ocpp"], "--ocpp-path"),
         (["--broadcast-adapter=kafka"], "--broadcast-adapter"),
         (["--http-broadcast-port=70000"], "--http-broadcast-port"),
