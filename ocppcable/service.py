@@ -324,6 +324,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     if api_enabled(config):
         calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
         stations.tracker = calls
+        hub.undelivered = calls.undelivered
         calls.setServiceParent(gateway)
         if api.keyed:
             on_main_site[API_PATH] = api
