@@ -319,6 +319,9 @@ async def test_an_expired_command_is_reported_to_the_backend_and_never_sent(api_
         assert await aio(conn.station.commands.get()) == ("Reset", {"type": "Hard"})
         metrics = gateway.service.metrics.exposition().decode()
         assert "ocppcable_api_queue_expired_total 1.0" in metrics
+        assert 'ocppcable_api_calls_total{outcome="queued"} 1.0' in metrics
+        assert 'ocppcable_api_calls_total{outcome="result"} 1.0' in metrics
+        assert "ocppcable_api_queue_depth 0.0" in metrics
     finally:
         await aio(conn.close())
 

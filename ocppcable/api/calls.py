@@ -83,6 +83,8 @@ class CallService(Service):
     """The call API's engine; a child of the gateway (it sweeps the queue while running)."""
 
     name = "call-api"
+    #: where the API is served, for the start-up log line
+    description = ""
 
     def __init__(
         self,
@@ -120,6 +122,8 @@ class CallService(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.description:
+            log.info("call API: {description}", description=self.description)
         self._sweeper.start(SWEEP_INTERVAL, now=False).addErrback(
             lambda f: log.failure("the queue sweep stopped", f)
         )
