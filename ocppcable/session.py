@@ -867,7 +867,8 @@ class Session:
                 self.settings.granular_actions,
                 command.source,
             )
-            effects.append(self._report(data))
+            if self.identifier is not None and self.connected:
+                effects.append(self._report(data))
             effects += self._ended(command, Ending.RESULT, message.payload)
         else:
             effects += self._report_error(
