@@ -371,6 +371,8 @@ class StationProtocol(WebSocketServerProtocol):
                 by=by,
             )
             self.factory.hub.unregister(self)
+            if self.factory.tracker is not None and self.session.streams:
+                self.factory.tracker.gone(self.station_id, sorted(self.session.streams))
             for timer in self._timers.values():
                 if timer.active():
                     timer.cancel()

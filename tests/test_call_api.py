@@ -319,6 +319,9 @@ async def test_an_expired_command_is_reported_to_the_backend_and_never_sent(api_
         assert await aio(conn.station.commands.get()) == ("Reset", {"type": "Hard"})
         metrics = gateway.service.metrics.exposition().decode()
         assert "ocppcable_api_queue_expired_total 1.0" in metrics
+        assert 'ocppcable_api_calls_total{outcome="queued"} 1.0' in metrics
+        assert 'ocppcable_api_calls_total{outcome="result"} 1.0' in metrics
+        assert "ocppcable_api_queue_depth 0.0" in metrics
     finally:
         await aio(conn.close())
 
@@ -335,6 +338,33 @@ async def test_a_full_station_queue_refuses_with_429(api_gateway, reactor):
     assert [status for status, _ in outcomes] == [202, 202, 429]
     assert outcomes[2][1]["outcome"] == "refused"
     assert "the queue for CP-F is full" in outcomes[2][1]["errors"][0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_broadcast_with_a_ttl_waits_for_an_offline_station(api_gateway, reactor):
+    gateway = await api_gateway()
+    conn = await booted(gateway, "CP-B")
+    await aio(conn.close())
+    await wait_for(lambda: gateway.service.hub.station("CP-B") is None, reactor)
+    data = {"command": "Reset", "id": "bc-1", "payload": {"type": "Soft"}, "ttl": 60}
+    publication = {"stream": "ocpp:ev/CP-B", "data": json.dumps(data)}
+    broadcast = await start_broadcaster(gateway)
+    assert (await api(reactor, broadcast, "POST", "/_broadcast", publication, key=None))[0] == 201
+    calls = gateway.service.getServiceNamed("call-api")
+    assert calls.queue.depth() == 1
+    conn = await booted(gateway, "CP-B")
+    try:
+        assert await aio(conn.station.commands.get()) == ("Reset", {"type": "Soft"})
+        [ack] = await wait_for(lambda: backend_reports(gateway, "bc-1"), reactor)
+        assert ack["action"] == "ack" and "source" not in ack
+    finally:
+        await aio(conn.close())
+
+
+async def start_broadcaster(gateway: Any) -> int:
+    """The port of the gateway's keyless HTTP broadcaster."""
+    [listener] = gateway.service.getServiceNamed("broadcast-http")
+    return (await listener.when_listening()).getHost().port
 
 
 # --- batch --------------------------------------------------------------------------------------
