@@ -62,6 +62,8 @@ class NoOpApplication:
 
     def _slow(self, request):  # type: ignore[no-untyped-def]
         """Every ``message`` of a slow station but its BootNotification (it boots as usual)."""
+        if request.command != "message":
+            return False
         station_id = json.loads(request.identifier)["id"]
         action = json.loads(request.data).get("action")
         return station_id.startswith(self.slow_prefix) and action != "boot_notification"

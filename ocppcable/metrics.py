@@ -8,6 +8,7 @@ owners when scraped (``Gauge.set_function``), so they cost nothing per message.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -130,6 +131,13 @@ class PrometheusMetrics:
             "RPC calls waiting for a slot (--rpc-concurrency).",
             registry=registry,
         )
+        self.rpc_waiting = Gauge(
+            "ocppcable_rpc_waiting",
+            "RPC calls waiting at the gate, by priority: connected (the calls of started "
+            "sessions) or new (Connects, which wait behind them).",
+            ["priority"],
+            registry=registry,
+        )
         self.broadcasts = Counter(
             "ocppcable_broadcasts",
             "Broadcast bodies received, by adapter and outcome (delivered/dropped).",
@@ -176,6 +184,8 @@ class PrometheusMetrics:
         if policy is not None:
             self.rpc_in_flight.set_function(lambda: policy.in_flight)
             self.rpc_pending.set_function(lambda: policy.pending)
+            for kind, name in enumerate(policy.CLASSES):
+                self.rpc_waiting.labels(name).set_function(partial(policy.waiting, kind))
         self.disconnect_queue.set_function(disconnects.__len__)
 
     def watch_queue(self, depth: Any) -> None:
