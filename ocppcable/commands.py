@@ -8,6 +8,7 @@ Plain records, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,6 +26,15 @@ class Ending(StrEnum):
     DROPPED = "dropped"  # the session's command queue was full: never sent
     UNSENT = "unsent"  # the station went away before it was sent
     LOST = "lost"  # the station went away after it was sent, before answering
+
+
+def ttl_of(message: Mapping[str, Any]) -> float:
+    """The ``ttl`` of a backend message: seconds > 0, or 0 when absent or not a number (NaN
+    and infinities never get here: the JSON decoder refuses them)."""
+    ttl = message.get("ttl")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+        return 0.0
+    return float(ttl)
 
 
 @dataclass(slots=True)
@@ -71,3 +81,6 @@ class ICallTracker(Interface):
     def started(station_id: str) -> None:
         """The station's session started (its first CALL answered): commands queued for it
         may be delivered."""
+
+    def gone(station_id: str, streams: list[str]) -> None:
+        """The station's connection closed; its session had joined ``streams``."""

@@ -334,9 +334,11 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     if api_enabled(config):
         calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
         stations.tracker = calls
+        hub.undelivered = calls.undelivered
         calls.setServiceParent(gateway)
         if api.keyed:
             on_main_site[API_PATH] = api
+            calls.description = f"{API_PATH} on the main port (bearer key)"
     for adapter in adapters:
         broadcaster: HTTPBroadcaster | RedisBroadcaster | RedisXBroadcaster
         if adapter == "http":
@@ -353,6 +355,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             elif api is not None and not api.keyed:  # demo mode: beside the broadcaster
                 for listener in broadcaster:
                     mount(listener.factory.resource, API_PATH, api)
+                    calls.description = f"{API_PATH} on {listener.description} (no auth)"
                 broadcaster.description += f"; the call API under {API_PATH} (no auth)"
                 api = None
         elif adapter == "redisx":

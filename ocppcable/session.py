@@ -27,7 +27,7 @@ from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
 from ocppcable.cable import Status
-from ocppcable.commands import CommandEnded, Ending, RemoteCommand
+from ocppcable.commands import CommandEnded, Ending, RemoteCommand, ttl_of
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp import framing
@@ -700,9 +700,7 @@ class Session:
         command = message.get("command")
         unique_id = message.get("id")
         if command not in ("Ack", "Error", "Defer"):
-            ttl = message.get("ttl")
-            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-                ttl = 0.0  # NaN and infinities never get here: the JSON decoder refuses them
+            ttl = ttl_of(message)
             return self._backend_command(str(command), unique_id, message.get("payload"), ttl)
         call = self._waiting.get(unique_id) if isinstance(unique_id, str) else None
         if call is None:
@@ -763,7 +761,7 @@ class Session:
         if not isinstance(unique_id, str) or not 0 < len(unique_id) <= framing.MAX_UNIQUE_ID:
             unique_id = str(uuid.uuid4())
         payload = {} if payload is None else payload
-        return self._take_command(RemoteCommand(unique_id, action, payload, ttl=float(ttl)))
+        return self._take_command(RemoteCommand(unique_id, action, payload, ttl=ttl))
 
     def _take_command(self, command: RemoteCommand) -> list[Effect]:
         """Validate ``command`` and queue it to be sent."""
@@ -869,7 +867,8 @@ class Session:
                 self.settings.granular_actions,
                 command.source,
             )
-            effects.append(self._report(data))
+            if self.identifier is not None and self.connected:
+                effects.append(self._report(data))
             effects += self._ended(command, Ending.RESULT, message.payload)
         else:
             effects += self._report_error(

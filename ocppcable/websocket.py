@@ -228,6 +228,8 @@ class StationProtocol(WebSocketServerProtocol):
     def onPing(self, payload: bytes) -> None:
         """Pongs only within :data:`PING_RATE`: a station that floods pings and never reads
         made us queue pongs without bound (they count against the write budget as well)."""
+        if self.state != self.STATE_OPEN:
+            return  # closing: nothing more is answered
         now = self.factory.reactor.seconds()
         tokens = min(PING_BURST, self._ping_tokens + (now - self._last_ping) * PING_RATE)
         self._last_ping = now
@@ -372,6 +374,8 @@ class StationProtocol(WebSocketServerProtocol):
                 by=by,
             )
             self.factory.hub.unregister(self)
+            if self.factory.tracker is not None and self.session.streams:
+                self.factory.tracker.gone(self.station_id, sorted(self.session.streams))
             for timer in self._timers.values():
                 if timer.active():
                     timer.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred, succeed
@@ -13,6 +14,7 @@ from ocppcable.api.calls import CallService
 from ocppcable.api.interfaces import IPresence, IRouter, StationInfo
 from ocppcable.api.models import CallRequest, Limits, Outcome
 from ocppcable.api.queue import MemoryQueue
+from ocppcable.api.streams import StreamMemory
 from ocppcable.commands import CommandEnded, Ending, ICallTracker, RemoteCommand
 from ocppcable.ocpp import v16
 
@@ -154,3 +156,51 @@ def test_an_expiry_while_offline_is_reported_when_the_station_starts():
         assert command.action == "Reset" and stations.delivered == []
     finally:
         calls.stopService()
+
+
+def test_stream_memory_is_bounded():
+    memory = StreamMemory(max_streams=2, max_stations=2)
+    memory.remember("CP-1", ["s1", "s2"])
+    memory.remember("CP-2", ["s1"])
+    memory.remember("CP-3", ["s1"])
+    assert memory.stations("s1") == ["CP-2", "CP-3"]
+    memory.remember("CP-4", ["s3"])  # s2 was used least recently
+    assert memory.stations("s2") == [] and len(memory) == 2
+
+
+def test_a_broadcast_with_a_ttl_to_the_stream_of_an_offline_station_is_queued_once():
+    calls, stations, _ = service()
+    calls.gone("CP-1", ["ocpp:ev/CP-1"])
+    data = json.dumps({"command": "Reset", "id": "b-1", "payload": {"type": "Soft"}, "ttl": 60})
+    calls.undelivered("ocpp:ev/CP-1", data)
+    calls.undelivered("ocpp:ev/CP-1", data)  # relayed twice: the id is its key
+    calls.undelivered("ocpp:ev/CP-9", data)  # nobody streamed from it here
+    calls.undelivered("ocpp:ev/CP-1", json.dumps({"command": "Reset", "id": "b-2"}))  # no ttl
+    calls.undelivered("ocpp:ev/CP-1", json.dumps({"command": "Ack", "id": "x", "ttl": 5}))
+    assert calls.queue.depth() == 1
+    stations.connected.add("CP-1")
+    calls.started("CP-1")
+    [(_, command)] = stations.delivered
+    assert (command.unique_id, command.payload, command.source) == ("b-1", {"type": "Soft"}, None)
+
+
+def test_a_refused_call_does_not_keep_its_key():
+    calls, stations, _ = service()
+    calls.queue.queues.per_station = 1
+    first = CallRequest("Reset", {"type": "Soft"}, ttl=60, key="k1")
+    second = CallRequest("Reset", {"type": "Hard"}, ttl=60, key="k2")
+    assert ensureDeferred(calls.call("CP-1", first)).result.outcome is Outcome.QUEUED
+    assert ensureDeferred(calls.call("CP-1", second)).result.outcome is Outcome.REFUSED
+    # the same key again is refused again, not taken for a call already made
+    assert ensureDeferred(calls.call("CP-1", second)).result.outcome is Outcome.REFUSED
+
+
+def test_a_command_the_session_refused_does_not_keep_its_key():
+    calls, stations, _ = service()
+    stations.connected.add("CP-1")
+    request = CallRequest("Reset", {"type": "Soft"}, wait=0, ttl=60, key="k")
+    assert ensureDeferred(calls.call("CP-1", request)).result.outcome is Outcome.SENT
+    [(_, command)] = stations.delivered
+    calls.ended("CP-1", CommandEnded(command, Ending.INVALID, None, "TooLarge", "too big"))
+    assert ensureDeferred(calls.call("CP-1", request)).result.outcome is Outcome.SENT
+    assert len(stations.delivered) == 2

@@ -29,9 +29,12 @@ from ocppcable.api.interfaces import (
     QueuedCommand,
 )
 from ocppcable.api.models import Answer, CallRequest, Limits, Outcome
+from ocppcable.api.streams import StreamMemory
 from ocppcable.api.validate import command_errors
-from ocppcable.commands import CommandEnded, Ending, ICallTracker, RemoteCommand
+from ocppcable.cable import MalformedMessage, decode_broadcast
+from ocppcable.commands import CommandEnded, Ending, ICallTracker, RemoteCommand, ttl_of
 from ocppcable.metrics import IMetrics, NoMetrics
+from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import Catalog
 from ocppcable.ocpp.validation import Validator
 
@@ -80,6 +83,8 @@ class CallService(Service):
     """The call API's engine; a child of the gateway (it sweeps the queue while running)."""
 
     name = "call-api"
+    #: where the API is served, for the start-up log line
+    description = ""
 
     def __init__(
         self,
@@ -105,6 +110,8 @@ class CallService(Service):
         #: token → the request waiting for that command's answer
         self._waiting: dict[str, Deferred[Answer]] = {}
         self._tokens = itertools.count(1)
+        #: the streams of stations gone offline, for broadcasts with a ttl
+        self.streams = StreamMemory(limits.max_queued, limits.max_batch)
         self._sweeper = LoopingCall(lambda: ensureDeferred(self._sweep()))
         self._sweeper.clock = reactor
 
@@ -115,6 +122,8 @@ class CallService(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.description:
+            log.info("call API: {description}", description=self.description)
         self._sweeper.start(SWEEP_INTERVAL, now=False).addErrback(
             lambda f: log.failure("the queue sweep stopped", f)
         )
@@ -196,6 +205,8 @@ class CallService(Service):
         entry = QueuedCommand(station_id, command, expires_at, request.key)
         base = (station_id, command.unique_id, command.action)
         if not await self.queue.put(entry):
+            if request.key is not None:
+                await self.queue.unclaim(station_id, request.key)
             full = f"the queue for {station_id} is full ({self.limits.max_queue} commands, "
             full += f"{self.limits.max_queued} for all stations)"
             return Answer(*base, Outcome.REFUSED, errors=[full])
@@ -235,6 +246,8 @@ class CallService(Service):
             self._queued_ended(station_id, command, ended)
             return
         waiter = self._waiting.pop(command.token or "", None)
+        if track.key is not None and ended.ending in (Ending.INVALID, Ending.DROPPED):
+            self._run(self.queue.unclaim(station_id, track.key))  # never sent: may come again
         if ended.ending is Ending.UNSENT and ended.code is None:
             self._requeue(station_id, replace(command, token=None), track.expires_at, track.key)
         if waiter is not None:
@@ -242,6 +255,55 @@ class CallService(Service):
 
     def started(self, station_id: str) -> None:
         self._run(self._drain(station_id))
+
+    def gone(self, station_id: str, streams: list[str]) -> None:
+        self.streams.remember(station_id, streams)
+
+    # --- broadcasts with a ttl -----------------------------------------------------------------
+
+    def undelivered(self, stream: str, data: Any) -> None:
+        """A broadcast no connected station here listens to: one with a ttl is queued for the
+        stations that last streamed from ``stream`` on this node."""
+        if isinstance(data, str) and '"ttl"' not in data:
+            return  # most broadcasts carry none: no need to decode them
+        stations = self.streams.stations(stream)
+        if not stations:
+            return
+        try:
+            message = decode_broadcast(data)
+        except MalformedMessage:
+            return  # the hub logs malformed broadcasts it delivers; this one went nowhere
+        action, ttl = message["command"], min(ttl_of(message), self.limits.max_ttl)
+        if action in ("Ack", "Error", "Defer") or ttl <= 0:
+            return
+        unique_id = message.get("id")
+        known = isinstance(unique_id, str) and 0 < len(unique_id) <= framing.MAX_UNIQUE_ID
+        payload = message.get("payload")
+        for station_id in stations:
+            command = RemoteCommand(
+                unique_id if known else str(uuid.uuid4()),
+                action,
+                {} if payload is None else payload,
+                ttl=ttl,
+            )
+            # its id is the key: the same broadcast relayed twice is queued once
+            self._run(self._queue_broadcast(station_id, command, unique_id if known else None))
+
+    async def _queue_broadcast(
+        self, station_id: str, command: RemoteCommand, key: str | None
+    ) -> None:
+        if key is not None and await self.queue.claim(
+            station_id, key, command.unique_id, command.ttl
+        ):
+            return
+        expires_at = self.reactor.seconds() + command.ttl
+        if not await self.queue.put(QueuedCommand(station_id, command, expires_at, key)):
+            log.warn(
+                "station {station_id}: queue full, broadcast {action} {unique_id} dropped",
+                station_id=station_id,
+                action=command.action,
+                unique_id=command.unique_id,
+            )
 
     # --- the queue ---------------------------------------------------------------------------
 
