@@ -268,6 +268,20 @@ def twistd(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
     )
 
 
+async def wait_listening(process: subprocess.Popen[str], reactor: Any) -> None:
+    """Read a :func:`twistd` process's output until it says it serves (or it ends)."""
+    from twisted.internet.task import deferLater
+
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        line = await deferLater(reactor, 0, process.stdout.readline)
+        if "ocppcable serving OCPP" in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError("twistd did not start")
+
+
 # --- stations -----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import deferLater
 
-from tests.support import TIMEOUT, TWISTD, aio, free_port, raw_socket, twistd
+from tests.support import TIMEOUT, TWISTD, aio, free_port, raw_socket, twistd, wait_listening
 
 
 def test_help_lists_every_option():
@@ -107,17 +107,6 @@ def test_version_is_ours():
     assert out.stdout.startswith(f"ocppcable {__version__} ")
 
 
-async def _wait_listening(process: subprocess.Popen[str], reactor) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        line = await deferLater(reactor, 0, process.stdout.readline)
-        if "ocppcable serving OCPP" in line:
-            return
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError("twistd did not start")
-
-
 @pytest_twisted.ensureDeferred
 async def test_serves_stations_and_exits_cleanly_on_sigterm(redis_server, reactor):
     port = free_port()
@@ -130,7 +119,7 @@ async def test_serves_stations_and_exits_cleanly_on_sigterm(redis_server, reacto
         "--http-broadcast-port=0",
     )
     try:
-        await _wait_listening(process, reactor)
+        await wait_listening(process, reactor)
         ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/api/ocpp/CP-TWISTD"))
         boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
         await aio(ws.send(json.dumps(boot)))
@@ -207,7 +196,7 @@ async def test_default_logging_leaves_out_debug_lines(logfile, tmp_path, reactor
         if logfile:
             await wait_logged("ocppcable serving OCPP")
         else:
-            await _wait_listening(process, reactor)
+            await wait_listening(process, reactor)
         ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-QUIET"))
         boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
         await aio(ws.send(json.dumps(boot)))
