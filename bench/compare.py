@@ -1,6 +1,7 @@
 """Before/after: the CPU-per-call figure and a boot storm for several gateway source trees.
 
-``python -m bench.compare [--rate 500] [--window 4] [--rounds 3] [--storm 10000] DIR [DIR ...]``
+``python -m bench.compare [--rate 500] [--window 4] [--rounds 3] [--storm 10000] [--transport
+http] DIR [DIR ...]``
 
 Each DIR holds an ``ocppcable/`` package (``git archive <commit> ocppcable twisted | tar -x -C
 DIR``, or ``.`` for this checkout). The trees take turns, one fresh gateway each round, so that
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import Processes, free_port, pin_cpus, raise_open_files_limit, wait_http_ok
-from bench.run import gateway_args
+from bench.run import TRANSPORTS, gateway_args, rpc_host
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stations", type=int, default=100)
     parser.add_argument("--storm", type=int, default=0, help="also time a boot storm this big")
+    parser.add_argument("--transport", choices=TRANSPORTS, default="grpc", help="RPC transport")
     parser.add_argument("--no-pin", action="store_true", help="see python -m bench --help")
     args = parser.parse_args(argv)
     pin_cpus(not args.no_pin)
@@ -39,17 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     storm: dict[str, list[float]] = {tree: [] for tree in trees}
     with Processes(Path(tempfile.mkdtemp(prefix="ocppcable-compare-"))) as ps:
         redis = ps.redis()
-        backend = ps.python("backend", "bench.backend")
-        backend_port = ps.ready(backend)["port"]
+        http = ("--http",) if args.transport == "http" else ()
+        backend = ps.python("backend", "bench.backend", *http)
+        rpc = rpc_host(args.transport, ps.ready(backend)["port"])
         loadgens = [ps.python(f"loadgen{i}", "bench.loadgen") for i in range(2)]
         for loadgen in loadgens:
             ps.ready(loadgen)
         for round_ in range(args.rounds):
             for tree in trees:
                 port = free_port()
-                gateway = ps.gateway(
-                    "gateway", port, gateway_args(backend_port, redis.url), source=tree
-                )
+                gateway = ps.gateway("gateway", port, gateway_args(rpc, redis.url), source=tree)
                 wait_http_ok(gateway, f"http://127.0.0.1:{port}/health")
                 url = f"ws://127.0.0.1:{port}/ocpp"
                 _request(

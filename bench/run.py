@@ -4,11 +4,12 @@ Figures (see ``bench/RESULTS.md`` for what each means and why it is measured thi
 
 1. ``idle_memory``: gateway RSS per connected, booted, heartbeating station.
 2. ``cpu_per_call``: gateway CPU (user+sys, all threads) per StatusNotification/MeterValues CALL
-   answered through a real gRPC ``message`` RPC at a fixed offered rate, and the same for the
-   ``ocpp``-package peer; their ratio.
+   answered through a real ``message`` RPC at a fixed offered rate, over gRPC and over HTTP RPC,
+   and the same for the ``ocpp``-package peer; the ratio of each transport to the peer.
 3. ``latency``: CALL→CALLRESULT at half the measured saturation rate.
 4. ``fanout``: PUBLISH → remote-command CALL at the station.
-5. ``boot_storm``: stations connecting and booting (Connect, subscribe, message RPCs) at once.
+5. ``boot_storm``: stations connecting and booting (Connect, subscribe, message RPCs) at once,
+   with each transport.
 6. ``scaling``: figure 2 with many idle stations connected.
 
 Figures 2 and 6 come from one interleaved series of windows (see :meth:`Run.cpu_rounds`).
@@ -94,7 +95,7 @@ PROFILES = {
         storm=40,
         loadgens=1,
         inflight=64,
-        budget=60,
+        budget=80,
     ),
     "quick": Profile(
         name="quick",
@@ -113,7 +114,7 @@ PROFILES = {
         storm=500,
         loadgens=2,
         inflight=256,
-        budget=90,
+        budget=120,
     ),
     "full": Profile(
         name="full",
@@ -137,9 +138,19 @@ PROFILES = {
 }
 
 
-def gateway_args(backend_port: int, redis_url: str) -> list[str]:
+#: the RPC transports compared: gRPC, and HTTP RPC (``--rpc-host=http://…``)
+TRANSPORTS = ("grpc", "http")
+
+
+def rpc_host(transport: str, backend_port: int) -> str:
+    if transport == "http":
+        return f"http://127.0.0.1:{backend_port}/_anycable"
+    return f"127.0.0.1:{backend_port}"
+
+
+def gateway_args(rpc: str, redis_url: str) -> list[str]:
     return [
-        f"--rpc-host=127.0.0.1:{backend_port}",
+        f"--rpc-host={rpc}",
         "--broadcast-adapter=redis",
         f"--redis-url={redis_url}",
         f"--redis-channel={CHANNEL}",
@@ -208,6 +219,7 @@ class Run:
         self.connected: list[str] = []
         self.owner: dict[str, int] = {}  # station id → load generator index
         self._groups: dict[int, list[str]] = {}  # load generator index → its gateway groups
+        self.backends: dict[str, Child] = {}  # gateway name → the backend it calls
         self._started = time.monotonic()
 
     def say(self, text: str) -> None:
@@ -220,31 +232,36 @@ class Run:
     def start_support(self) -> None:
         self.redis = self.ps.redis()
         self.backend = self.ps.python("backend", "bench.backend")
+        self.http_backend = self.ps.python("backend-http", "bench.backend", "--http")
         self.peer = self.ps.python("peer", "bench.peer", measured=True)
         self.loadgens = [
             self.ps.python(f"loadgen{i}", "bench.loadgen") for i in range(self.profile.loadgens)
         ]
         self.backend_port = self.ps.ready(self.backend)["port"]
+        self.http_backend_port = self.ps.ready(self.http_backend)["port"]
         self.peer_port = self.ps.ready(self.peer)["port"]
         for loadgen in self.loadgens:
             self.ps.ready(loadgen)
 
-    def start_gateway(self, name: str) -> None:
+    def start_gateway(self, name: str, transport: str = "grpc") -> None:
         """Start the gateway the scenarios use (fan-outs reach the stations it holds)."""
-        self.gateway, self.gateway_url = self.launch_gateway(name)
+        self.gateway, self.gateway_url = self.launch_gateway(name, transport)
         self.connected = []
         self.owner = {}
 
-    def launch_gateway(self, name: str) -> tuple[Child, str]:
-        """A gateway process, ready for stations and subscribed to Redis; and its OCPP URL."""
+    def launch_gateway(self, name: str, transport: str = "grpc") -> tuple[Child, str]:
+        """A gateway process calling the backend of ``transport``, ready for stations and
+        subscribed to Redis; and its OCPP URL."""
         port = free_port()
         subscribed = self.redis.subscribers(CHANNEL) + 1
+        backend_port = self.http_backend_port if transport == "http" else self.backend_port
         gateway = self.ps.gateway(
             name,
             port,
-            gateway_args(self.backend_port, self.redis.url),
+            gateway_args(rpc_host(transport, backend_port), self.redis.url),
             source=self.gateway_source,
         )
+        self.backends[gateway.name] = self.http_backend if transport == "http" else self.backend
         wait_http_ok(gateway, f"http://127.0.0.1:{port}/health")
         deadline = time.monotonic() + 30
         while self.redis.subscribers(CHANNEL) < subscribed:
@@ -309,7 +326,7 @@ class Run:
 
     def cpu_of_all(self, since: dict[str, float] | None = None) -> dict[str, float]:
         """CPU seconds of the gateway, backend and load generators (minus ``since``)."""
-        children = [self.gateway, self.backend, *self.loadgens]
+        children = [self.gateway, self.backends[self.gateway.name], *self.loadgens]
         now = {child.name: child.cpu() for child in children}
         if since is None:
             return now
@@ -321,13 +338,14 @@ class Run:
 
     def cpu_window(self, target: Child, group: str, rate: float, seconds: float) -> dict[str, Any]:
         """Offer ``rate`` CALLs/s for ``seconds`` through the first load generator; CPU of
-        ``target`` (and of the backend, when the gateway is the target) per CALL answered."""
+        ``target`` (and of its backend, when a gateway is the target) per CALL answered."""
         loadgen = self.loadgens[0]
-        cpu0, backend0, threads0 = target.cpu(), self.backend.cpu(), target.thread_cpu()
+        backend = self.backends.get(target.name, self.backend)
+        cpu0, backend0, threads0 = target.cpu(), backend.cpu(), target.thread_cpu()
         reply = loadgen.request(
             {"cmd": "load", "group": group, "rate": rate, "duration": seconds}, seconds + 30
         )
-        cpu, backend = target.cpu() - cpu0, self.backend.cpu() - backend0
+        cpu, backend_cpu = target.cpu() - cpu0, backend.cpu() - backend0
         threads = target.thread_cpu()
         answered = reply["answered"]
         if not answered or reply["errors"] or reply["unanswered"]:
@@ -339,7 +357,7 @@ class Run:
             "skipped": reply["skipped"],
             "cpu_s": round(cpu, 3),
             "us_per_call": round(cpu / answered * 1e6, 1),
-            "backend_us_per_call": round(backend / answered * 1e6, 1),
+            "backend_us_per_call": round(backend_cpu / answered * 1e6, 1),
             # where the time went: the main (reactor) thread, the others (gRPC's, executors'),
             # and threads that ended during the window (thread-per-call designs)
             "threads_us_per_call": self._split(threads0, threads, cpu, answered),
@@ -491,20 +509,29 @@ class Run:
         self.redis.command("PUBLISH", CHANNEL, body)
 
     def cpu_rounds(self) -> None:
-        """Figures 2 and 6: CPU per CALL of a gateway holding only the active stations ("few"),
-        of the gateway holding every idle station too ("many") and of the peer, in windows that
-        take turns round after round; the median window of each counts. Measured one after the
-        other, minutes apart, the same gateway's figure drifted by up to ±20 % on a shared
-        machine; taking turns puts every drift on all three alike."""
+        """Figures 2 and 6: CPU per CALL of a gateway holding only the active stations ("few",
+        over gRPC), of the same over HTTP RPC ("http"), of the gateway holding every idle
+        station too ("many", gRPC) and of the peer, in windows that take turns round after
+        round; the median window of each counts. Measured one after the other, minutes apart,
+        the same gateway's figure drifted by up to ±20 % on a shared machine; taking turns puts
+        every drift on all of them alike."""
         p = self.profile
         few, few_url = self.launch_gateway("gateway-few")
+        http, http_url = self.launch_gateway("gateway-http", "http")
         self.connect(few_url, "F", "F", 0, p.active, split=False)
+        self.connect(http_url, "H", "H", 0, p.active, split=False)
         self.connect(f"ws://127.0.0.1:{self.peer_port}", "P", "P", 0, p.active, split=False)
         self.heartbeats(0)
-        targets = {"few": (few, "F"), "many": (self.gateway, "A"), "peer": (self.peer, "P")}
+        targets = {
+            "few": (few, "F"),
+            "http": (http, "H"),
+            "many": (self.gateway, "A"),
+            "peer": (self.peer, "P"),
+        }
         self.say(
             f"CPU per call at {p.rate:g} CALLs/s, {p.active} stations active: gateway with "
-            f"{p.active} stations, gateway with {len(self.connected)}, peer; {p.rounds} rounds"
+            f"{p.active} stations over gRPC and over HTTP RPC, gateway with "
+            f"{len(self.connected)} (gRPC), peer; {p.rounds} rounds"
         )
         windows: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for _, group in targets.values():
@@ -518,27 +545,29 @@ class Run:
                 windows[name].append(self.cpu_window(child, group, p.rate, p.window))
             figures = ", ".join(f"{name} {w[-1]['us_per_call']:.0f}" for name, w in windows.items())
             self.say(f"  round {round_ + 1}: {figures} µs/CALL")
-        for group in ("F", "P"):
+        for group in ("F", "H", "P"):
             self.loadgens[0].request({"cmd": "close", "group": group}, 30)
             self._groups[0].remove(group)
         self.ps.stop(few)
+        self.ps.stop(http)
         self.results["cpu_gateway"] = _median_window(windows["few"])
+        self.results["cpu_gateway_http"] = _median_window(windows["http"])
         self.results["cpu_gateway_many"] = _median_window(windows["many"])
         self.results["cpu_gateway_many"]["stations"] = len(self.connected)
         self.results["cpu_peer"] = _median_window(windows["peer"])
         self.results["cpu_peer"].pop("backend_us_per_call")
 
-    def boot_storm(self) -> None:
+    def boot_storm(self, transport: str) -> None:
         p = self.profile
-        self.say(f"boot storm: {p.storm} stations on a fresh gateway")
-        self.start_gateway("gateway-storm")
+        self.say(f"boot storm: {p.storm} stations on a fresh gateway, RPC over {transport}")
+        self.start_gateway(f"gateway-storm-{transport}", transport)
         cpu0 = self.cpu_of_all()
         booted = self.connect(self.gateway_url, "S", "S", 0, p.storm)
         booted["cpu_s"] = self.cpu_of_all(since=cpu0)
         booted["stations"] = p.storm
         booted["boots_per_s"] = round(p.storm / booted["elapsed"], 1)
         booted["rss_kib"] = self.gateway.rss()
-        self.results["boot_storm"] = booted
+        self.results["boot_storm" if transport == "grpc" else f"boot_storm_{transport}"] = booted
         self.say(f"  {p.storm} booted in {booted['elapsed']:.1f} s")
         self.stop_gateway()
 
@@ -550,7 +579,8 @@ class Run:
         self.idle_memory_and_fanout()
         self.cpu_rounds()
         self.stop_gateway()
-        self.boot_storm()
+        for transport in TRANSPORTS:
+            self.boot_storm(transport)
         self.results["elapsed_s"] = round(time.monotonic() - self._started, 1)
         return self.results
 

@@ -100,9 +100,11 @@ def http_broadcaster(config: Mapping[str, Any], wiring: Wiring) -> Any:
     from ocppcable.broadcast.http import HTTPBroadcaster
     from ocppcable.broadcast.redisx import internal_channel
     from ocppcable.cluster.relay import RELAY_CHANNEL, ClusterRelay
+    from ocppcable.http_limits import SiteLimits
     from ocppcable.options import tcp_endpoint
     from ocppcable.reuseport import shares_port
     from ocppcable.service import Listener
+    from ocppcable.web import mount
 
     dispatch, relay = wiring.dispatch, None
     if wiring.cluster is not None:
@@ -120,17 +122,25 @@ def http_broadcaster(config: Mapping[str, Any], wiring: Wiring) -> Any:
         dispatch = relay.dispatch
     key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
     path = config["http-broadcast-path"]
+    max_body = config["http-broadcast-max-body"]
     if key is not None:
-        broadcaster = HTTPBroadcaster(dispatch, key, path, "the main port")
+        broadcaster = HTTPBroadcaster(dispatch, key, path, "the main port", max_body)
         wiring.main_site[path] = broadcaster.resource
     else:
         # instances that share their main port (reuseport:) share the broadcaster's port as
         # well; a broadcast that reaches any of them is relayed to all over the cluster
         shared = any(shares_port(description) for description in config["listen"])
         endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"], shared)
-        broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
-        listener = Listener(wiring.reactor, endpoint, broadcaster.site(), "--http-broadcast-port")
+        broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint, max_body)
+        limits = SiteLimits(config["handshake-timeout"], config["max-pending-connections"])
+        site = broadcaster.site(limits, wiring.reactor)
+        listener = Listener(wiring.reactor, endpoint, site, "--http-broadcast-port")
         listener.setServiceParent(broadcaster)
+        if wiring.unkeyed and wiring.unkeyed_at is None:
+            for beside, resource in wiring.unkeyed.items():
+                mount(site.resource, beside, resource)
+                broadcaster.description += f"; {beside} beside it (no auth)"
+            wiring.unkeyed_at = listener.description
     if relay is not None:
         broadcaster.description += f", {relay.description}"
     return broadcaster

@@ -139,8 +139,11 @@ server_endpoints.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
 
 
 def optional_endpoint(description: str) -> str | None:
-    """A server endpoint string, or None for an empty one (off)."""
-    return server_endpoint(description) if description.strip() else None
+    """One server endpoint string, or None for an empty one (off)."""
+    endpoints = server_endpoints(description)
+    if len(endpoints) > 1:
+        raise ValueError(f"one endpoint string, got {len(endpoints)}")
+    return endpoints[0] if endpoints else None
 
 
 optional_endpoint.coerceDoc = "An endpoint string; empty: off."  # type: ignore[attr-defined]
@@ -290,6 +293,29 @@ class Options(usage.Options):
             non_negative_float,
         ],
         [
+            "handshake-timeout",
+            None,
+            5.0,
+            "Seconds a new connection has to send its whole request head (a station: its "
+            "WebSocket upgrade); slower ones are closed.",
+            positive_float,
+        ],
+        [
+            "max-pending-connections",
+            None,
+            1024,
+            "Connections still sending their request head; more are closed on accept.",
+            positive_int,
+        ],
+        [
+            "max-connections",
+            None,
+            None,
+            "Open connections on the main port; more are closed on accept [default: the "
+            "open-file limit less 100 descriptors kept for everything else]",
+            positive_int,
+        ],
+        [
             "max-message-size",
             None,
             65536,
@@ -340,6 +366,13 @@ class Options(usage.Options):
             "authentication).",
         ],
         [
+            "api-key",
+            None,
+            None,
+            "Bearer key the call API (/_ocpp on the main port) requires (default: derived from "
+            "--secret; without one the API is off, except in demo mode).",
+        ],
+        [
             "http-broadcast-port",
             None,
             8090,
@@ -347,6 +380,13 @@ class Options(usage.Options):
             port_number,
         ],
         ["http-broadcast-path", None, "/_broadcast", "URL path of the HTTP broadcaster."],
+        [
+            "http-broadcast-max-body",
+            None,
+            4 * 1024 * 1024,
+            "Largest HTTP broadcast body, in bytes; larger ones get 413 before they are read.",
+            positive_int,
+        ],
         ["redis-url", None, "redis://localhost:6379", "Redis URL (redis:// or rediss://)."],
         ["redis-channel", None, "__anycable__", "Redis pub/sub channel for broadcasts."],
         [
@@ -542,6 +582,9 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     "--http-broadcast-path must not overlap --ocpp-path or /health"
                 )
+        for name in ("ocpp-path", "http-broadcast-path"):
+            if self[name].strip("/").split("/")[0] == "_ocpp":
+                raise usage.UsageError(f"--{name} must not be under /_ocpp (the call API)")
         self["listen"] = self["listen"] or [tcp_endpoint(self["port"], self["host"])]
 
     def _source(self, name: str) -> str:

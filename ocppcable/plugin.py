@@ -179,6 +179,11 @@ class Wiring:
     cluster: ICluster | None = None
     #: resources to mount on the main port's site, by path (e.g. a keyed HTTP broadcaster)
     main_site: dict[str, Any] = field(default_factory=dict)
+    #: resources to serve, without authentication, beside a broadcaster that has no key, on its
+    #: own port (the call API in demo mode): such an adapter mounts them and names the place in
+    #: :attr:`unkeyed_at`
+    unkeyed: dict[str, Any] = field(default_factory=dict)
+    unkeyed_at: str | None = None
     #: objects plugins share, under keys of their choosing (the built-in Redis plugins share
     #: one watcher of their connections)
     shared: dict[str, Any] = field(default_factory=dict)

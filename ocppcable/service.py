@@ -9,11 +9,15 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, suc
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.task import Cooperator
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 
+from ocppcable.api.resource import API_PATH
+from ocppcable.api.wiring import api_enabled, make_call_api
 from ocppcable.cluster.takeover import ClusterTakeover
+from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
@@ -186,10 +190,12 @@ class Gateway(MultiService):
 
     @inlineCallbacks
     def stopService(self) -> Any:
-        """SPEC §8: refuse new stations (``/health`` 503), stop the connected ones spread over
-        half of ``--shutdown-timeout`` (each refuses new CALLs, and closes with 1001 once the
-        CALLs in flight are answered: within three quarters of the timeout), make every
-        Disconnect RPC, then stop the listeners, broadcasters and RPC client."""
+        """The graceful stop (docs/operations.md, "Health, shutdown, restarts"): refuse new
+        stations (``/health`` 503), leave a port shared with other instances first, stop the
+        connected stations spread over half of ``--shutdown-timeout`` (each refuses new CALLs,
+        and closes with 1001 once the CALLs in flight are answered: within three quarters of the
+        timeout), make every Disconnect RPC, then stop the listeners, broadcasters and RPC
+        client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
         # a port shared with other instances (reuseport:) closes first: the kernel then hands
@@ -222,7 +228,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
     metrics = PrometheusMetrics()
-    hub = Hub(metrics)
+    hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
     plugins = _plugins(config)
     wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
     client = plugins.transport(config["rpc-host"]).build(config, wiring)
@@ -241,6 +247,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
+        report_start=api_enabled(config),
     )
     catalogs = {version: CATALOGS[version] for version in config["ocpp-versions"]}
     validators = (
@@ -259,6 +266,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         forward_headers=config["headers"],
         max_message_size=config["max-message-size"],
         ping_interval=config["ping-interval"],
+        handshake_timeout=config["handshake-timeout"],
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
         hooks=hooks,
@@ -275,16 +283,39 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         wiring.cluster = cluster_plugin.build(config, wiring)
         if IService.providedBy(wiring.cluster):
             wiring.cluster.setServiceParent(gateway)
+    on_main_site = wiring.main_site
+    api = None
+    if api_enabled(config):
+        calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
+        stations.tracker = calls
+        hub.undelivered = calls.undelivered
+        calls.setServiceParent(gateway)
+        if api.keyed:
+            on_main_site[API_PATH] = api
+            calls.description = f"{API_PATH} on the main port (bearer key)"
+        else:  # demo mode: beside a broadcaster without a key
+            wiring.unkeyed[API_PATH] = api
     for adapter in plugins.chosen("broadcast-adapter", config["broadcast-adapter"]):
         broadcaster = adapter.build(config, wiring)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
+    if api is not None and not api.keyed:
+        if wiring.unkeyed_at is None:
+            log.warn(
+                "the call API is off: it has no key (--api-key) and no keyless HTTP broadcaster"
+            )
+        else:
+            calls.description = f"{API_PATH} on {wiring.unkeyed_at} (no auth)"
     if wiring.cluster is not None:
         ClusterTakeover(wiring.cluster, hub).setServiceParent(gateway)
-    on_main_site = wiring.main_site
     if config["metrics-path"] and not config["metrics-listen"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
-    site = build_site(config["ocpp-path"], stations, on_main_site)
+    limits = SiteLimits(
+        handshake_timeout=config["handshake-timeout"],
+        max_pending=config["max-pending-connections"],
+        max_connections=config["max-connections"] or connection_budget(),
+    )
+    site = build_site(config["ocpp-path"], stations, on_main_site, limits)
     from_port = [tcp_endpoint(config["port"], config["host"])]
     option = "--port" if config["listen"] == from_port else "--listen"
     for description in config["listen"]:

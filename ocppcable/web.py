@@ -6,8 +6,9 @@ from collections.abc import Mapping
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
+from ocppcable.http_limits import LimitedSite, SiteLimits
 from ocppcable.metrics import CONTENT_TYPE, PrometheusMetrics
 from ocppcable.websocket import StationFactory
 
@@ -47,8 +48,8 @@ class MetricsResource(Resource):
         return self.metrics.exposition()
 
 
-class QuietSite(Site):
-    """A Site that does not access-log probes."""
+class QuietSite(LimitedSite):
+    """A :class:`~ocppcable.http_limits.LimitedSite` that does not access-log probes."""
 
     def log(self, request: Request) -> None:
         if request.path not in _QUIET_PATHS:
@@ -70,7 +71,10 @@ def mount(root: Resource, path: str, resource: Resource) -> Resource:
 
 
 def build_site(
-    ocpp_path: str, stations: StationFactory, extra: Mapping[str, Resource] | None = None
+    ocpp_path: str,
+    stations: StationFactory,
+    extra: Mapping[str, Resource] | None = None,
+    limits: SiteLimits | None = None,
 ) -> QuietSite:
     """``/health``, the station endpoint at ``ocpp_path`` (every path below it) and ``extra``
     resources by path (e.g. the HTTP broadcaster)."""
@@ -79,7 +83,9 @@ def build_site(
     mount(root, ocpp_path, WebSocketResource(stations))
     for path, resource in (extra or {}).items():
         mount(root, path, resource)
-    return QuietSite(root)
+    site = QuietSite(root, limits, stations.reactor)
+    site.upgraded_closed = lambda: stations.connections_closed
+    return site
 
 
 def build_metrics_site(
@@ -89,4 +95,4 @@ def build_metrics_site(
     a port of each instance's own when several share the main port."""
     root = Resource()
     root.putChild(b"health", Health(stations))
-    return QuietSite(mount(root, path, MetricsResource(metrics)))
+    return QuietSite(mount(root, path, MetricsResource(metrics)), reactor=stations.reactor)

@@ -1,7 +1,9 @@
 """The WebSocket transport: one Autobahn protocol per station, carrying out its session's effects.
 
-Everything OCPP- or AnyCable-specific lives in :mod:`ocppcable.session`; this module only turns
-network events into session events and session effects into network actions.
+The OCPP and AnyCable logic lives in :mod:`ocppcable.session`. This module checks the upgrade
+(station id, subprotocol, Host, client certificate) and builds the session's ``env`` from it
+(docs/contract.md, "Endpoints" and "Identifiers and env"); after that it only turns network
+events into session events and session effects into network actions.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from zope.interface import implementer
 
 from ocppcable.answers import Error, Result
 from ocppcable.cable import Method
+from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
 from ocppcable.hooks import Hooks, StationView
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, NoMetrics
@@ -40,6 +43,7 @@ from ocppcable.session import (
     Send,
     Session,
     SessionSettings,
+    Started,
     StartTimer,
 )
 from ocppcable.tls import certificate_common_name, peer_certificate
@@ -142,6 +146,9 @@ class StationProtocol(WebSocketServerProtocol):
     view: StationView | None = None
     write_paused = False
     pending_bytes = 0
+    #: epoch seconds of the opening and of the last frame received (presence shows them)
+    connected_at = 0.0
+    last_frame_at: float | None = None
     _ping_tokens = PING_BURST
     _last_ping = 0.0
     _unanswered_pings = 0
@@ -166,6 +173,24 @@ class StationProtocol(WebSocketServerProtocol):
 
     def replace(self) -> None:
         self._close(1000, "replaced")
+
+    # --- the call API (presence and routing) ------------------------------------------------------
+
+    @property
+    def protocol(self) -> str:
+        return self.session.catalog.subprotocol if self.session else ""
+
+    @property
+    def serial_number(self) -> str | None:
+        return self.session.serial if self.session else None
+
+    def command(self, command: RemoteCommand) -> None:
+        if self.session is not None:
+            self._event(self.session.command, command)
+
+    def command_expired(self, command: RemoteCommand) -> None:
+        if self.session is not None:
+            self._event(self.session.command_expired, command)
 
     def shutdown(self) -> None:
         """The gateway stops: the session refuses new CALLs and closes (1001) once the CALLs in
@@ -207,6 +232,8 @@ class StationProtocol(WebSocketServerProtocol):
     def onPing(self, payload: bytes) -> None:
         """Pongs only within :data:`PING_RATE`: a station that floods pings and never reads
         made us queue pongs without bound (they count against the write budget as well)."""
+        if self.state != self.STATE_OPEN:
+            return  # closing: nothing more is answered
         now = self.factory.reactor.seconds()
         tokens = min(PING_BURST, self._ping_tokens + (now - self._last_ping) * PING_RATE)
         self._last_ping = now
@@ -337,6 +364,7 @@ class StationProtocol(WebSocketServerProtocol):
         # behind WebSocketResource the HTTP channel is still the transport's producer
         self.transport.unregisterProducer()
         self.transport.registerProducer(_WriteWatch(self), True)
+        self.connected_at = self.factory.reactor.seconds()
         self.factory.hub.register(self)
         if self.view is not None:
             self.factory.hooks.notify("connected", self.view)
@@ -349,10 +377,15 @@ class StationProtocol(WebSocketServerProtocol):
             )
             self._close(1003, "binary frames are not OCPP")
             return
+        self.last_frame_at = self.factory.reactor.seconds()
         text = payload.decode("utf-8")
         if self.view is not None:
             self.factory.hooks.notify("frame_received", self.view, text)
         self._event(self.session.frame_received, text)
+
+    def connectionLost(self, reason: Any) -> None:
+        self.factory.connections_closed += 1
+        super().connectionLost(reason)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session is not None:
@@ -370,6 +403,8 @@ class StationProtocol(WebSocketServerProtocol):
                 by=by,
             )
             self.factory.hub.unregister(self)
+            if self.factory.tracker is not None and self.session.streams:
+                self.factory.tracker.gone(self.station_id, sorted(self.session.streams))
             for timer in self._timers.values():
                 if timer.active():
                     timer.cancel()
@@ -440,6 +475,12 @@ class StationProtocol(WebSocketServerProtocol):
             self.factory.hub.leave(effect.stream, self)
         elif kind is Close:
             self._close(effect.code, effect.reason)
+        elif kind is CommandEnded:
+            if self.factory.tracker is not None:
+                self.factory.tracker.ended(self.station_id, effect)
+        elif kind is Started:
+            if self.factory.tracker is not None:
+                self.factory.tracker.started(self.station_id)
 
     def _send(self, data: bytes) -> None:
         if self.state == self.STATE_OPEN:
@@ -521,6 +562,7 @@ class StationFactory(WebSocketServerFactory):
         forward_headers: Sequence[str],
         max_message_size: int,
         ping_interval: float,
+        handshake_timeout: float = 5.0,
         metrics: IMetrics | None = None,
         require_cert_match: bool = False,
         hooks: Sequence[Any] = (),
@@ -533,8 +575,13 @@ class StationFactory(WebSocketServerFactory):
         self.metrics = metrics or NoMetrics()
         #: set at shutdown: new stations are refused (503) and /health answers 503
         self.draining = False
+        #: station connections (upgraded from HTTP) closed so far, for the site's count of open
+        #: connections
+        self.connections_closed = 0
         self.hub = hub
         self.rpc = rpc
+        #: told of tracked commands' ends and of session starts (the call API), when set
+        self.tracker: ICallTracker | None = None
         self.catalogs = dict(catalogs)
         self.validators = dict(validators)
         self.settings = settings
@@ -544,7 +591,7 @@ class StationFactory(WebSocketServerFactory):
             versions=[13],
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
-            openHandshakeTimeout=10,
+            openHandshakeTimeout=handshake_timeout,
             closeHandshakeTimeout=CLOSE_TIMEOUT,
             autoPingInterval=ping_interval,
             autoPingTimeout=ping_interval / 2 if ping_interval else 0,

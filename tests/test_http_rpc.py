@@ -19,16 +19,11 @@ from zope.interface.verify import verifyObject
 from ocppcable import cable, keys
 from ocppcable.metrics import NoMetrics
 from ocppcable.options import Options
-from ocppcable.protos.rpc_pb2 import (
-    ERROR,
-    SUCCESS,
-    CommandMessage,
-    CommandResponse,
-    Env,
-)
+from ocppcable.protos.rpc_pb2 import ERROR, SUCCESS
 from ocppcable.rpc.breaker import State
-from ocppcable.rpc.http_client import HTTPRPCClient, decode_response, encode_request
+from ocppcable.rpc.http_client import HTTPRPCClient, decode_response
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
+from ocppcable.rpc.json_codec import encode_request
 from ocppcable.service import make_rpc
 from tests.support import (
     CHARGING_ACTIONS,
@@ -328,11 +323,11 @@ async def test_circuit_opens_when_the_backend_stays_down(http_backend, reactor):
 
 
 def test_requests_use_snake_case_and_omit_zero_values():
-    request = CommandMessage(
+    request = cable.CommandRequest(
         command="message",
         identifier="{}",
         connection_identifiers='{"station_id":"CP-1"}',
-        env=Env(url="http://gw/ocpp/CP-1", headers={"cookie": "a=b"}),
+        env=cable.Env(url="http://gw/ocpp/CP-1", headers={"cookie": "a=b"}),
     )
     assert json.loads(encode_request(request)) == {
         "command": "message",
@@ -344,15 +339,57 @@ def test_requests_use_snake_case_and_omit_zero_values():
 
 def test_responses_parse_integer_status_and_ignore_unknown_fields():
     body = b'{"status":1,"stop_streams":true,"streams":["s"],"error_msg":"","surprise":42}'
-    response = decode_response("command", body, CommandResponse)
+    response = decode_response("command", body, cable.CommandRequest)
     assert response.status == SUCCESS and response.stop_streams and list(response.streams) == ["s"]
 
 
 def test_a_response_without_status_is_an_error():
-    assert decode_response("command", b"{}", CommandResponse).status == ERROR
+    assert decode_response("command", b"{}", cable.CommandRequest).status == ERROR
 
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b'"x"', b'{"streams":"s"}'])
 def test_malformed_responses(body):
     with pytest.raises(RPCUnavailable, match="malformed backend response to command"):
-        decode_response("command", body, CommandResponse)
+        decode_response("command", body, cable.CommandRequest)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status":"SUCCESS"}',  # AnyCable-Go wants the integer
+        b'{"status":7}',
+        b'{"status":1,"transmissions":[{"type":"welcome"}]}',
+        b'{"status":1,"disconnect":"yes"}',
+        b'{"status":1,"env":{"istate":{"a":1}}}',
+        b'{"status":1,"env":[]}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"\xff",
+    ],
+)
+def test_responses_of_the_wrong_shape_are_malformed(body):
+    with pytest.raises(RPCUnavailable, match="malformed backend response to command"):
+        decode_response("command", body, cable.CommandRequest)
+
+
+def test_a_full_command_answer_and_null_fields():
+    body = json.dumps(
+        {
+            "status": 2,
+            "disconnect": True,
+            "stop_streams": None,
+            "streams": ["a"],
+            "stopped_streams": ["b"],
+            "transmissions": ["{}"],
+            "error_msg": "no",
+            "env": {"cstate": {"k": "v"}, "istate": None},
+        }
+    ).encode()
+    assert decode_response("command", body, cable.CommandRequest) == cable.CommandReply(
+        status=cable.Status.FAILURE,
+        disconnect=True,
+        streams=["a"],
+        stopped_streams=["b"],
+        transmissions=["{}"],
+        error_msg="no",
+        env=cable.ReplyEnv(cstate={"k": "v"}),
+    )

@@ -140,6 +140,10 @@ class _Connection(Protocol):
 
     def connectionMade(self) -> None:
         self.attempt = None
+        # a request is one write: Nagle would only hold it back behind an unacknowledged one
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         if self.requests:
             self.written = len(self.requests)
             self.transport.write(b"".join(request.data for request in self.requests))

@@ -3,11 +3,9 @@ over the keep-alive connection pool of :mod:`ocppcable.rpc.http1`."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from google.protobuf.message import Message
 from twisted.application.service import Service
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, fail
@@ -24,7 +22,6 @@ from zope.interface import implementer
 
 from ocppcable import cable
 from ocppcable.metrics import IMetrics
-from ocppcable.protos.rpc_pb2 import CommandResponse, ConnectionResponse, DisconnectResponse
 from ocppcable.rpc.breaker import CircuitBreaker, State
 from ocppcable.rpc.http1 import (
     BadResponse,
@@ -35,6 +32,7 @@ from ocppcable.rpc.http1 import (
     TLSFailed,
 )
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
+from ocppcable.rpc.json_codec import decode_reply, encode_request
 from ocppcable.rpc.policy import CallPolicy, NotSent
 
 log = Logger()
@@ -42,9 +40,6 @@ log = Logger()
 #: base backoff for a request that did not reach the backend (AnyCable retries transport errors
 #: as gRPC UNAVAILABLE: 100 ms × 2^n)
 _BACKOFF = 0.1
-
-_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode
 
 
 def _not_sent(failure: Failure) -> Failure:
@@ -63,52 +58,12 @@ def _describe(error: BaseException) -> str:
     return repr(error)
 
 
-def _fields(message: Message) -> dict[str, Any]:
-    fields = {}
-    for field, value in message.ListFields():  # the set fields only: zero values are omitted
-        if field.message_type is None:
-            fields[field.name] = list(value) if field.is_repeated else value
-        elif field.message_type.GetOptions().map_entry:
-            fields[field.name] = dict(value)
-        else:
-            fields[field.name] = _fields(value)
-    return fields
-
-
-def encode_request(request: Message) -> bytes:
-    """AnyCable's JSON: snake_case proto field names, zero values omitted."""
-    return _encode(_fields(request)).encode("utf-8")
-
-
-#: per response message: its field names, and those that must be JSON arrays
-_SHAPES: dict[type[Message], tuple[frozenset[str], tuple[str, ...]]] = {
-    kind: (
-        frozenset(field.name for field in kind.DESCRIPTOR.fields),
-        tuple(field.name for field in kind.DESCRIPTOR.fields if field.is_repeated),
-    )
-    for kind in (ConnectionResponse, CommandResponse, DisconnectResponse)
-}
-_ENV_FIELDS = frozenset(("cstate", "istate"))
-
-
-def decode_response(method: str, body: bytes, kind: type[Message]) -> Message:
-    """A ``kind`` message from a response body; unknown fields are ignored, a missing status is
-    ERROR (the zero value)."""
+def decode_response(method: str, body: bytes, request: type) -> cable.Reply:
+    """The reply record answering a ``request`` record type; a malformed body (see
+    :mod:`ocppcable.rpc.json_codec`) fails the call."""
     try:
-        fields = _decode(body.decode("utf-8"))
-        if not isinstance(fields, dict):
-            raise ValueError("not a JSON object")
-        known, arrays = _SHAPES[kind]
-        if not fields.keys() <= known:
-            fields = {name: value for name, value in fields.items() if name in known}
-        for name in arrays:
-            if not isinstance(fields.get(name, ()), (list, tuple)):
-                raise ValueError(f"{name} is not an array")
-        env = fields.get("env")
-        if isinstance(env, dict) and not env.keys() <= _ENV_FIELDS:
-            fields["env"] = {name: value for name, value in env.items() if name in _ENV_FIELDS}
-        return kind(**fields)
-    except (ValueError, TypeError) as e:
+        return decode_reply(request, body)
+    except (ValueError, RecursionError) as e:
         raise RPCUnavailable(f"malformed backend response to {method}: {e}") from None
 
 
@@ -185,7 +140,8 @@ class HTTPRPCClient(Service):
         pool, self._pool = self._pool, None
         return pool.close() if pool is not None else None
 
-    def _call(self, method: str, sid: str, request: Message, kind: type[Message]) -> Deferred[Any]:
+    def _call(self, sid: str, request: cable.Request) -> Deferred[Any]:
+        method = request.method.value
         body = encode_request(request)
         session = sid.encode("utf-8")
         if b"\r" in session or b"\n" in session:  # a station's X-Request-Id: no header injection
@@ -200,8 +156,9 @@ class HTTPRPCClient(Service):
                 body,
             )
         )
+        kind = type(request)
 
-        def attempt(remaining: float) -> Deferred[Message]:
+        def attempt(remaining: float) -> Deferred[cable.Reply]:
             if self._pool is None:
                 raise RuntimeError("HTTP RPC client is not running")
             generation = self.breaker.admit()
@@ -214,7 +171,7 @@ class HTTPRPCClient(Service):
         return self.policy.run(method, sid, attempt, _describe)
 
     @staticmethod
-    def _answered(response: Response, method: str, kind: type[Message]) -> Message:
+    def _answered(response: Response, method: str, kind: type) -> cable.Reply:
         code, body = response
         if code != 200:
             raise RPCUnavailable(f"HTTP RPC backend answered {method} with status {code}")
@@ -240,15 +197,12 @@ class HTTPRPCClient(Service):
         return result
 
     def connect(self, sid: str, request: cable.ConnectRequest) -> Deferred[cable.ConnectReply]:
-        d = self._call("connect", sid, cable.connect_request_pb(request), ConnectionResponse)
-        return d.addCallback(cable.connect_reply_from_pb)
+        return self._call(sid, request)
 
     def command(self, sid: str, request: cable.CommandRequest) -> Deferred[cable.CommandReply]:
-        d = self._call("command", sid, cable.command_request_pb(request), CommandResponse)
-        return d.addCallback(cable.command_reply_from_pb)
+        return self._call(sid, request)
 
     def disconnect(
         self, sid: str, request: cable.DisconnectRequest
     ) -> Deferred[cable.DisconnectReply]:
-        d = self._call("disconnect", sid, cable.disconnect_request_pb(request), DisconnectResponse)
-        return d.addCallback(cable.disconnect_reply_from_pb)
+        return self._call(sid, request)
