@@ -208,3 +208,17 @@ def test_a_dropin_of_another_distribution_is_found(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "['third-party'] 3"
+
+
+def test_a_second_plugin_of_the_same_name_is_ignored_and_logged():
+    from twisted.logger import globalLogPublisher
+
+    events: list = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        other = StationHooks("greeter", lambda config, wiring: StationHook())
+        registry = Registry.of([GREETER, other])
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert registry.hooks == (GREETER,)
+    assert any("ignoring the plugin" in event.get("log_format", "") for event in events)
