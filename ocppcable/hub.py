@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from twisted.internet.task import CooperativeTask, Cooperator, cooperate
 from twisted.logger import Logger
 
 from ocppcable import cable, publication
 from ocppcable.metrics import IMetrics, NoMetrics
 
 log = Logger()
+
+#: broadcast items delivered in one go; a bigger batch is delivered in slices of this size,
+#: each in its own reactor turn, so that the stations' traffic goes on in between
+DELIVERY_SLICE = 500
 
 
 class Station(Protocol):
@@ -31,12 +37,21 @@ class Station(Protocol):
 class Hub:
     """Stream subscriptions and the station registry. Broadcast adapters feed :meth:`dispatch`."""
 
-    def __init__(self, metrics: IMetrics | None = None) -> None:
+    def __init__(
+        self, metrics: IMetrics | None = None, cooperator: Cooperator | None = None
+    ) -> None:
         self.metrics = metrics or NoMetrics()
+        self._cooperate = cooperator.cooperate if cooperator is not None else cooperate
+        #: items of big batches still to deliver, in order, with their source
+        self._backlog: deque[tuple[deque[publication.Item], str]] = deque()
+        self._delivering: CooperativeTask | None = None
         self._streams: dict[str, set[Station]] = {}
         self._stations: dict[str, Station] = {}
         self._watchers: list[tuple[Callable[[str], None], Callable[[str], None]]] = []
         self._registered: list[Callable[[str], None]] = []
+        #: called with ``(stream, data)`` for a broadcast to a stream no station here listens
+        #: to (the call API queues those that carry a ttl)
+        self.undelivered: Callable[[str, Any], None] | None = None
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -100,13 +115,35 @@ class Hub:
     # --- delivery --------------------------------------------------------------------------------
 
     def dispatch(self, body: bytes | str, source: str) -> int:
-        """Deliver a raw broadcast body; returns how many stations it reached.
+        """Deliver a raw broadcast body; returns how many stations it reached at once.
 
-        Raises :class:`~ocppcable.publication.MalformedPublication` for a body that is
-        not a publication at all; single bad items of a batch are logged and skipped.
+        A batch of more than :data:`DELIVERY_SLICE` items (and anything dispatched while one is
+        being delivered, to keep the order) is delivered in slices over the next reactor turns,
+        and 0 is returned. Raises :class:`~ocppcable.publication.MalformedPublication` for a
+        body that is not a publication at all; single bad items of a batch are logged and
+        skipped.
         """
+        items = publication.accept(body, source, self.metrics)
+        if not self._backlog and len(items) <= DELIVERY_SLICE:
+            return self._deliver(items, source)
+        self._backlog.append((deque(items), source))
+        if self._delivering is None:
+            self._delivering = self._cooperate(self._deliver_backlog())
+        return 0
+
+    def _deliver_backlog(self) -> Any:
+        while self._backlog:
+            items, source = self._backlog[0]
+            count = min(DELIVERY_SLICE, len(items))
+            self._deliver([items.popleft() for _ in range(count)], source)
+            if not items:
+                self._backlog.popleft()
+            yield None
+        self._delivering = None
+
+    def _deliver(self, items: list[publication.Item], source: str) -> int:
         delivered = 0
-        for item in publication.accept(body, source, self.metrics):
+        for item in items:
             if isinstance(item, publication.RemoteDisconnect):
                 delivered += self.remote_disconnect(item.identifiers, item.reconnect)
             else:
@@ -117,6 +154,8 @@ class Hub:
     def publish(self, stream: str, data: Any, source: str = "local") -> int:
         members = self._streams.get(stream)
         if not members:
+            if self.undelivered is not None:
+                self.undelivered(stream, data)
             return 0
         try:
             message = cable.decode_broadcast(data)

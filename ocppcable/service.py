@@ -9,25 +9,23 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, suc
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.task import Cooperator
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 
-from ocppcable import keys
-from ocppcable.broadcast.http import HTTPBroadcaster
-from ocppcable.broadcast.interface import Dispatch
-from ocppcable.broadcast.redis import RedisBroadcaster
-from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
-from ocppcable.cluster.publisher import RedisPublisher
-from ocppcable.cluster.relay import ClusterRelay
+from ocppcable.admission import Admission
+from ocppcable.api.resource import API_PATH
+from ocppcable.api.wiring import api_enabled, make_call_api
 from ocppcable.cluster.takeover import ClusterTakeover
+from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
-from ocppcable.redis_connection import RedisLink
+from ocppcable.plugin import Wiring
+from ocppcable.registry import Registry, installed
 from ocppcable.reuseport import shares_port
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
@@ -193,10 +191,12 @@ class Gateway(MultiService):
 
     @inlineCallbacks
     def stopService(self) -> Any:
-        """SPEC §8: refuse new stations (``/health`` 503), stop the connected ones spread over
-        half of ``--shutdown-timeout`` (each refuses new CALLs, and closes with 1001 once the
-        CALLs in flight are answered: within three quarters of the timeout), make every
-        Disconnect RPC, then stop the listeners, broadcasters and RPC client."""
+        """The graceful stop (docs/operations.md, "Health, shutdown, restarts"): refuse new
+        stations (``/health`` 503), leave a port shared with other instances first, stop the
+        connected stations spread over half of ``--shutdown-timeout`` (each refuses new CALLs,
+        and closes with 1001 once the CALLs in flight are answered: within three quarters of the
+        timeout), make every Disconnect RPC, then stop the listeners, broadcasters and RPC
+        client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
         # a port shared with other instances (reuseport:) closes first: the kernel then hands
@@ -215,53 +215,35 @@ class Gateway(MultiService):
 
 
 def make_rpc(config: Any, reactor: Any, metrics: IMetrics) -> IRPCClient:
-    target = config["rpc-host"]
-    if target == "demo":
-        from ocppcable.demo import OCPPApplication
-        from ocppcable.rpc.inprocess import InProcessClient
-
-        return InProcessClient(OCPPApplication(id_tags=config["demo-id-tags"]))
-    if target.startswith(("http://", "https://")):
-        from ocppcable.rpc.http_client import HTTPRPCClient
-
-        key = keys.resolve(config["http-rpc-secret"], config["secret"], keys.RPC_PHRASE)
-        return HTTPRPCClient(
-            reactor,
-            target,
-            key,
-            config["rpc-concurrency"],
-            config["rpc-timeout"],
-            metrics=metrics,
-        )
-    from ocppcable.rpc.grpc_client import GRPCClient
-
-    return GRPCClient(
-        reactor, target, config["rpc-concurrency"], config["rpc-timeout"], metrics=metrics
-    )
+    """The RPC client the transport plugin of ``--rpc-host``'s scheme builds."""
+    hub = Hub(metrics)
+    wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
+    return _plugins(config).transport(config["rpc-host"]).build(config, wiring)
 
 
-def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTPBroadcaster:
-    """With a key: mounted on the main site by the caller; without: on its own listener."""
-    key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
-    path = config["http-broadcast-path"]
-    if key is not None:
-        return HTTPBroadcaster(dispatch, key, path, "the main port")
-    # instances that share their main port (reuseport:) share the broadcaster's port as well;
-    # a broadcast that reaches any of them is relayed to all over the cluster
-    shared = any(shares_port(description) for description in config["listen"])
-    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"], shared)
-    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint)
-    listener = Listener(reactor, endpoint, broadcaster.site(), "--http-broadcast-port")
-    listener.setServiceParent(broadcaster)
-    return broadcaster
+def _plugins(config: Any) -> Registry:
+    return getattr(config, "plugins", None) or installed()
+
+
+def make_admission(config: Any, reactor: Any) -> Admission | None:
+    rate = config["admission-rate"]
+    if not rate:
+        return None
+    burst = config["admission-burst"] or max(1.0, 2 * rate)
+    return Admission(rate, burst, reactor.seconds)
 
 
 def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
     metrics = PrometheusMetrics()
-    hub = Hub(metrics)
-    client = make_rpc(config, reactor, metrics)
+    hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
+    plugins = _plugins(config)
+    wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
+    client = plugins.transport(config["rpc-host"]).build(config, wiring)
+    hooks = tuple(
+        plugin.build(config, wiring) for plugin in plugins.chosen("hooks", config["hooks"])
+    )
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     settings = SessionSettings(
         channel=config["ocpp-channel"],
@@ -274,6 +256,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
+        report_start=api_enabled(config),
     )
     catalogs = {version: CATALOGS[version] for version in config["ocpp-versions"]}
     validators = (
@@ -292,55 +275,57 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         forward_headers=config["headers"],
         max_message_size=config["max-message-size"],
         ping_interval=config["ping-interval"],
+        handshake_timeout=config["handshake-timeout"],
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
+        admission=make_admission(config, reactor),
+        hooks=hooks,
     )
     gateway = Gateway(reactor, hub, client, rpc, stations, metrics, config["shutdown-timeout"])
     metrics.watch(hub=hub, rpc=client, disconnects=rpc)
     if IService.providedBy(client):
         client.setServiceParent(gateway)
-    adapters = config["broadcast-adapter"]
-    # the legacy redis adapter's channel, when on: every node subscribes to it
-    legacy = config["redis-channel"] if "redis" in adapters else None
-    publisher = redis = None
-    if {"redis", "redisx"} & set(adapters):
-        redis = RedisLink(reactor, config["redis-url"])
-        publisher = RedisPublisher(reactor, redis)
-        publisher.setServiceParent(gateway)
-    on_main_site: dict[str, Resource] = {}
-    for adapter in adapters:
-        broadcaster: HTTPBroadcaster | RedisBroadcaster | RedisXBroadcaster
-        if adapter == "http":
-            if publisher is None:
-                broadcaster = make_http_broadcaster(config, reactor, hub.dispatch)
-            else:
-                relay = ClusterRelay(
-                    publisher, hub.dispatch, metrics, legacy, internal_channel(legacy)
-                )
-                broadcaster = make_http_broadcaster(config, reactor, relay.dispatch)
-                broadcaster.description += f", {relay.description}"
-            if broadcaster.key is not None:
-                on_main_site[broadcaster.path] = broadcaster.resource
-        elif adapter == "redisx":
-            broadcaster = RedisXBroadcaster(
-                reactor,
-                redis,
-                config["redisx-stream"],
-                hub,
-                hub.dispatch,
-                internal_channel(legacy),
-            )
-        else:
-            broadcaster = RedisBroadcaster(redis, config["redis-channel"], hub.dispatch)
-        if adapter != "http":
-            metrics.watch_redis(adapter, broadcaster)
+    for hook in hooks:
+        if IService.providedBy(hook):
+            hook.setServiceParent(gateway)
+    if config["pubsub"] != "none":
+        [cluster_plugin] = plugins.chosen("pubsub", [config["pubsub"]])
+        wiring.cluster = cluster_plugin.build(config, wiring)
+        if IService.providedBy(wiring.cluster):
+            wiring.cluster.setServiceParent(gateway)
+    on_main_site = wiring.main_site
+    api = None
+    if api_enabled(config):
+        calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
+        stations.tracker = calls
+        hub.undelivered = calls.undelivered
+        calls.setServiceParent(gateway)
+        if api.keyed:
+            on_main_site[API_PATH] = api
+            calls.description = f"{API_PATH} on the main port (bearer key)"
+        else:  # demo mode: beside a broadcaster without a key
+            wiring.unkeyed[API_PATH] = api
+    for adapter in plugins.chosen("broadcast-adapter", config["broadcast-adapter"]):
+        broadcaster = adapter.build(config, wiring)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
-    if publisher is not None:
-        ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
+    if api is not None and not api.keyed:
+        if wiring.unkeyed_at is None:
+            log.warn(
+                "the call API is off: it has no key (--api-key) and no keyless HTTP broadcaster"
+            )
+        else:
+            calls.description = f"{API_PATH} on {wiring.unkeyed_at} (no auth)"
+    if wiring.cluster is not None:
+        ClusterTakeover(wiring.cluster, hub).setServiceParent(gateway)
     if config["metrics-path"] and not config["metrics-listen"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
-    site = build_site(config["ocpp-path"], stations, on_main_site)
+    limits = SiteLimits(
+        handshake_timeout=config["handshake-timeout"],
+        max_pending=config["max-pending-connections"],
+        max_connections=config["max-connections"] or connection_budget(),
+    )
+    site = build_site(config["ocpp-path"], stations, on_main_site, limits)
     from_port = [tcp_endpoint(config["port"], config["host"])]
     option = "--port" if config["listen"] == from_port else "--listen"
     for description in config["listen"]:

@@ -1,5 +1,6 @@
-"""Real parts for end-to-end tests: a redis-server, a gRPC or HTTP backend, the gateway, OCPP
-stations."""
+"""The helpers every test module shares (tests import from here and conftest, never from each
+other): real parts for end-to-end tests (a redis-server, a gRPC or HTTP backend, the gateway,
+OCPP stations, twistd, a PKI, a fresh checkout) and plain calls driving the sans-I/O session."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import datetime
 import json
 import os
+import queue
+import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websockets
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf import json_format
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16 import call as calls
 from ocpp.v16.enums import Action
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
@@ -36,13 +42,20 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from ocppcable.cable import CommandReply, ConnectReply, ReplyEnv, Status
 from ocppcable.demo import OCPPApplication, RecordedCall
+from ocppcable.ocpp import v16
 from ocppcable.options import Options
 from ocppcable.protos.rpc_pb2 import CommandMessage, ConnectionRequest, DisconnectRequest
 from ocppcable.rpc.grpc_server import serve
 from ocppcable.service import makeService
+from ocppcable.session import RPC, Effect, Send, Session, SessionSettings
 
 TIMEOUT = 10.0
+
+#: how long a test waits for a ``twistd`` to start, fail or stop: generous, since a loaded
+#: 2-core machine takes seconds where an idle one takes one; each wait ends at its event
+PROCESS_TIMEOUT = 60.0
 
 #: the checkout's root directory
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,6 +276,46 @@ def twistd(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
     )
 
 
+async def read_line(
+    process: subprocess.Popen[str], reactor: Any, timeout: float = PROCESS_TIMEOUT
+) -> str:
+    """One line of ``process``'s output ("" at its end), read in a thread so that the reactor
+    runs meanwhile (a readline on the reactor would freeze it, and the test's own deadline,
+    while the process says nothing); raises ``TimeoutError`` past ``timeout``."""
+    from twisted.internet.threads import deferToThread
+
+    assert process.stdout is not None
+    reading: Deferred[str] = deferToThread(process.stdout.readline)
+    reading.addTimeout(timeout, reactor)
+    return await reading
+
+
+async def wait_output(
+    process: subprocess.Popen[str],
+    reactor: Any,
+    text: str = "ocppcable serving OCPP",
+    timeout: float = PROCESS_TIMEOUT,
+) -> list[str]:
+    """The lines ``process`` writes up to the first that holds ``text`` (by default, up to a
+    started gateway's banner); fails if it ends first or says nothing of it within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while not lines or text not in lines[-1]:
+        line = await read_line(process, reactor, max(0.0, deadline - time.monotonic()))
+        assert line, f"the process ended before {text!r}: {''.join(lines)[-2000:]}"
+        lines.append(line)
+    return lines
+
+
+async def wait_exit(
+    process: subprocess.Popen[str], reactor: Any, timeout: float = PROCESS_TIMEOUT
+) -> int:
+    """``process``'s exit code, waited for in a thread (the reactor runs meanwhile)."""
+    from twisted.internet.threads import deferToThread
+
+    return await deferToThread(process.wait, timeout)
+
+
 # --- stations -----------------------------------------------------------------------------------
 
 
@@ -288,24 +341,26 @@ async def charging_session(cp: Station) -> None:
     """Boot → Authorize → StartTransaction → MeterValues → StopTransaction against the demo
     channel (tests.support.Backend or ocppcable.demo), checking each reply."""
     boot = await cp.call(
-        call.BootNotification(
+        calls.BootNotification(
             charge_point_model="M1", charge_point_vendor="V", meter_serial_number="SN-1"
         )
     )
     assert boot.status == "Accepted" and boot.interval == 60
-    auth = await cp.call(call.Authorize(id_tag="TAG-OK"))
+    auth = await cp.call(calls.Authorize(id_tag="TAG-OK"))
     assert auth.id_tag_info["status"] == "Accepted"
     start = await cp.call(
-        call.StartTransaction(
+        calls.StartTransaction(
             connector_id=1, id_tag="TAG-OK", meter_start=0, timestamp="2026-01-01T00:00:00Z"
         )
     )
     assert start.transaction_id == 1
     sample = {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
-    values = await cp.call(call.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample]))
+    values = await cp.call(
+        calls.MeterValues(connector_id=1, transaction_id=1, meter_value=[sample])
+    )
     assert values is not None  # {} (the default reply), schema-validated by the client
     stop = await cp.call(
-        call.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
+        calls.StopTransaction(meter_stop=10, timestamp="2026-01-01T00:02:00Z", transaction_id=1)
     )
     assert stop is not None
 
@@ -318,10 +373,17 @@ CHARGING_ACTIONS = [
 class StationConnection:
     """A station connected to the gateway with its message loop running."""
 
-    def __init__(self, url: str, station_id: str, subprotocols: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        url: str,
+        station_id: str,
+        subprotocols: tuple[str, ...],
+        station_class: type[Station] = Station,
+    ) -> None:
         self.url = url
         self.station_id = station_id
         self.subprotocols = subprotocols
+        self.station_class = station_class
         self.ws: Any = None
         self.station: Station | None = None
         self._loop: asyncio.Task[Any] | None = None
@@ -330,7 +392,7 @@ class StationConnection:
         self.ws = await websockets.connect(
             self.url, subprotocols=list(self.subprotocols), open_timeout=TIMEOUT
         )
-        self.station = Station(self.station_id, self.ws)
+        self.station = self.station_class(self.station_id, self.ws)
         self._loop = asyncio.ensure_future(self._serve())
         return self.station
 
@@ -348,9 +410,12 @@ class StationConnection:
 
 
 async def open_station(
-    url: str, station_id: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)
+    url: str,
+    station_id: str,
+    subprotocols: tuple[str, ...] = ("ocpp1.6",),
+    station_class: type[Station] = Station,
 ) -> StationConnection:
-    connection = StationConnection(url, station_id, subprotocols)
+    connection = StationConnection(url, station_id, subprotocols, station_class)
     await connection.open()
     return connection
 
@@ -569,3 +634,167 @@ class PKI:
             cert, key = self.issue(station)
             context.load_cert_chain(str(cert), str(key))
         return context
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+class Process:
+    """A README command run by bash in its own process group, its output collected line by
+    line (stdout and stderr together)."""
+
+    def __init__(self, command: str, cwd: Path, env: dict[str, str]) -> None:
+        self.command = command
+        self.popen = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._new: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.popen.stdout:
+            self.lines.append(line)
+            self._new.put(line)
+        self._new.put(None)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Wait until a line matches ``pattern``; fails (with the output) on exit or timeout."""
+        pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+        for line in self.lines:
+            if found := pattern.search(line):
+                return found
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._new.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                pytest.fail(f"exited ({self.popen.wait()}) before {pattern.pattern!r}:\n{self}")
+            if found := pattern.search(line):
+                return found
+        pytest.fail(f"no {pattern.pattern!r} within {timeout:.0f} s:\n{self}")
+
+    def finish(self, timeout: float) -> int:
+        code = self.popen.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        """Kill whatever is left of the process group (cleanup after a failure)."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait(10)
+
+    def __str__(self) -> str:
+        return f"$ {self.command}\n" + "".join(self.lines[-60:])
+
+
+# --- the sans-I/O session, driven with plain calls ---------------------------------------------
+
+
+NOW = "2026-01-01T00:00:00.000Z"
+URL = "http://gateway.test/ocpp/CP-1?token=t"
+HEADERS = {"authorization": "Basic Q1AtMTpwdw==", "REMOTE_ADDR": "10.0.0.1"}
+IDENTIFIERS = '{"station":"CP-1"}'
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M", "meterSerialNumber": "SN-1"}
+IDENTIFIER = '{"channel":"OCPPChannel","id":"CP-1","sn":"SN-1"}'
+
+
+def make(**overrides: Any) -> Session:
+    return Session(
+        station_id="CP-1",
+        catalog=v16.CATALOG,
+        settings=SessionSettings(**overrides),
+        url=URL,
+        headers=HEADERS,
+        utc_now=lambda: NOW,
+    )
+
+
+def call(unique_id: str, action: str, payload: dict[str, Any] | None = None) -> str:
+    return json.dumps([2, unique_id, action, {} if payload is None else payload])
+
+
+def sent(effects: list[Effect]) -> list[Any]:
+    return [json.loads(e.text) for e in effects if isinstance(e, Send)]
+
+
+def rpcs(effects: list[Effect]) -> list[RPC]:
+    return [e for e in effects if isinstance(e, RPC)]
+
+
+def only_rpc(effects: list[Effect], method: str | None = None) -> RPC:
+    found = rpcs(effects)
+    assert len(found) == 1, effects
+    if method is not None:
+        assert found[0].method == method
+    return found[0]
+
+
+def _reply_env(kwargs: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(kwargs.get("env"), dict):
+        kwargs["env"] = ReplyEnv(**kwargs["env"])
+    return kwargs
+
+
+def connect_ok(**kwargs: Any) -> ConnectReply:
+    return ConnectReply(status=Status.SUCCESS, identifiers=IDENTIFIERS, **_reply_env(kwargs))
+
+
+def ok(**kwargs: Any) -> CommandReply:
+    return CommandReply(status=Status.SUCCESS, **_reply_env(kwargs))
+
+
+def transmission(message: dict[str, Any], identifier: str = IDENTIFIER) -> str:
+    return json.dumps({"identifier": identifier, "message": message})
+
+
+def message_data(rpc: RPC) -> dict[str, Any]:
+    assert rpc.method == "command" and rpc.request.command == "message"
+    return json.loads(rpc.request.data)
+
+
+def start(
+    session: Session, unique_id: str = "1", action: str = "BootNotification", payload: Any = BOOT
+) -> RPC:
+    """Send the first CALL and let Connect and subscribe succeed: the ``message`` RPC."""
+    connect = only_rpc(session.frame_received(call(unique_id, action, payload)), "connect")
+    subscribe = only_rpc(session.rpc_succeeded(connect.token, connect_ok()), "command")
+    return only_rpc(session.rpc_succeeded(subscribe.token, ok()), "command")
+
+
+def established(**overrides: Any) -> Session:
+    """A session whose BootNotification went through and was answered by default."""
+    session = make(**overrides)
+    session.opened()
+    message = start(session)
+    assert sent(session.rpc_succeeded(message.token, ok()))[0][0] == 3
+    return session
+
+
+def broadcast_command(session: Session, command: str = "Reset", **fields: Any) -> list[Effect]:
+    return session.broadcast({"command": command, "payload": {"type": "Soft"}, **fields})
+
+
+def report(rpc: RPC) -> dict[str, Any]:
+    """The data of an ``ack``/``error`` report RPC."""
+    assert rpc.method == "command" and rpc.request.command == "message"
+    assert rpc.request.identifier == IDENTIFIER
+    return json.loads(rpc.request.data)

@@ -249,7 +249,7 @@ def test_dispatch_raises_for_a_body_that_is_not_a_publication(body: str) -> None
 
 
 def test_dispatch_skips_bad_items_of_a_batch(warnings: list[str]) -> None:
-    """One bad item must not cost the other stations their messages (SPEC §7)."""
+    """One bad item must not cost the other stations their messages (docs/contract.md, "Bad input")."""
     hub = Hub()
     a, b = FakeStation("A"), FakeStation("B")
     hub.join("s1", a)
@@ -295,3 +295,35 @@ def test_watchers_hear_of_a_stream_s_first_and_last_station() -> None:
     hub.leave("s", b)
     assert events == [("added", "s"), ("added", "t"), ("removed", "s")]
     assert hub.streams() == ["t"]
+
+
+# --- big batches (issue 12 item 7) -------------------------------------------------------------
+
+
+def test_a_big_batch_is_delivered_in_slices_and_in_order() -> None:
+    from twisted.internet.task import Cooperator
+
+    from ocppcable.hub import DELIVERY_SLICE
+
+    turns: list[Any] = []
+    # one step per reactor turn, the turns run by hand
+    hub = Hub(
+        cooperator=Cooperator(
+            scheduler=turns.append, terminationPredicateFactory=lambda: lambda: True
+        )
+    )
+    station = FakeStation("A")
+    hub.join("s", station)
+    size = 2 * DELIVERY_SLICE + 10
+    batch = json.dumps([{"stream": "s", "data": json.dumps(RESET | {"n": i})} for i in range(size)])
+
+    assert hub.dispatch(batch, "http") == 0  # nothing delivered in the dispatching turn
+    assert hub.dispatch(publication("s", json.dumps(RESET | {"n": "after"})), "http") == 0
+    delivered = [len(station.delivered)]
+    while turns:
+        turns.pop(0)()
+        delivered.append(len(station.delivered))
+    assert delivered[:4] == [0, DELIVERY_SLICE, 2 * DELIVERY_SLICE, size]
+    assert [m["n"] for m in station.delivered] == [*range(size), "after"]
+    # with the backlog gone, a small broadcast is delivered at once again
+    assert hub.dispatch(publication("s", json.dumps(RESET)), "http") == 1

@@ -123,6 +123,8 @@ def test_metrics_listen_needs_the_metrics_on():
 
     with pytest.raises(usage.UsageError, match="^--metrics-listen: "):
         Options(environ={}).parseOptions(["--metrics-listen=tcp:9101", "--metrics-path="])
+    with pytest.raises(usage.UsageError, match="^--metrics-listen: one endpoint string"):
+        Options(environ={}).parseOptions(["--metrics-listen=tcp:9101,tcp:9102"])
     options = Options(environ={"ANYCABLE_METRICS_LISTEN": ""})
     options.parseOptions([])
     assert options["metrics-listen"] is None
