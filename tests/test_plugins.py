@@ -222,3 +222,10 @@ def test_a_second_plugin_of_the_same_name_is_ignored_and_logged():
         globalLogPublisher.removeObserver(events.append)
     assert registry.hooks == (GREETER,)
     assert any("ignoring the plugin" in event.get("log_format", "") for event in events)
+
+
+def test_the_public_face_exports_what_it_lists():
+    import ocppcable.plugin
+
+    assert all(hasattr(ocppcable.plugin, name) for name in ocppcable.plugin.__all__)
+    assert "ICluster" in ocppcable.plugin.__all__ and "IStationHook" in ocppcable.plugin.__all__
