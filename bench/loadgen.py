@@ -344,6 +344,9 @@ class LoadGen:
         else:
             state["refused_503"] += 1
         state["retried"] += 1
+        if station.is_open:  # its boot failed: this connection is given up
+            station.outstanding = None
+            station.transport.abortConnection()
         fresh = self._replace(station)
         self.reactor.callLater(delay, self._requeue, fresh, state)
 
