@@ -52,12 +52,12 @@ async def _heartbeat(ws):
 
 
 def test_malformed_announcements_are_dropped():
-    from ocppcable.cluster.publisher import RedisPublisher
+    from ocppcable.cluster.redis import RedisCluster
     from ocppcable.cluster.takeover import ClusterTakeover
     from ocppcable.hub import Hub
     from ocppcable.redis_connection import RedisLink
 
     redis = RedisLink(None, "redis://localhost:1")
-    takeover = ClusterTakeover(redis, Hub(), RedisPublisher(None, redis))
+    takeover = ClusterTakeover(RedisCluster(None, redis), Hub())
     for message in ("not json", "[]", '{"node": "x"}'):
         takeover.received(message)  # logged as a warning, nothing raised

@@ -219,7 +219,7 @@ async def test_a_broadcast_posted_to_one_node_reaches_a_station_on_another(
     node_b = await start_gateway(*args)
     conn = await _booted_station(node_b)
     try:
-        publisher = node_a.service.getServiceNamed("redis-publisher")
+        publisher = node_a.service.getServiceNamed("cluster-redis")
         channel = "__anycable_relay__" if adapters == "http,redis" else "ocpp:ev/CP-1"
         await wait_for(
             lambda: publisher.connected and redis_server.subscribers(channel) >= 1, reactor
