@@ -58,6 +58,16 @@ def positive_int(value: str | int) -> int:
 positive_int.coerceDoc = "An integer > 0."  # type: ignore[attr-defined]
 
 
+def non_negative_int(value: str | int) -> int:
+    number: int = _number(value, int)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {value!r}")
+    return number
+
+
+non_negative_int.coerceDoc = "An integer >= 0."  # type: ignore[attr-defined]
+
+
 def non_negative_float(value: str | float) -> float:
     number: float = _number(value, float)
     if number < 0:
@@ -328,6 +338,30 @@ class Options(usage.Options):
             None,
             None,
             "Handshakes taken at once above --admission-rate [default: twice the rate]",
+            positive_int,
+        ],
+        [
+            "overload-queue",
+            None,
+            200,
+            "RPCs waiting at the gate (--rpc-concurrency) above which the backend counts as "
+            "saturated: new stations' BootNotifications are then answered Pending (0: off).",
+            non_negative_int,
+        ],
+        [
+            "overload-latency",
+            None,
+            2.0,
+            "Seconds over which the p90 latency of the RPCs of the last 10 s makes the backend "
+            "count as saturated, as --overload-queue does (0: off).",
+            non_negative_float,
+        ],
+        [
+            "overload-boot-interval",
+            None,
+            30,
+            "Interval (s) of a Pending BootNotification reply while the backend is saturated, "
+            "jittered by +-50%.",
             positive_int,
         ],
         [

@@ -24,6 +24,7 @@ from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
+from ocppcable.overload import Saturation, never
 from ocppcable.plugin import Wiring
 from ocppcable.registry import Registry, installed
 from ocppcable.reuseport import shares_port
@@ -233,6 +234,18 @@ def make_admission(config: Any, reactor: Any) -> Admission | None:
     return Admission(rate, burst, reactor.seconds)
 
 
+def make_saturation(config: Any, reactor: Any, client: IRPCClient) -> Saturation | None:
+    """The backend's saturation, watched at the RPC gate of ``client`` (None: not watched,
+    because both signals are off or the client has no gate)."""
+    policy = getattr(client, "policy", None)  # the in-process demo backend has none
+    queue, latency = config["overload-queue"], config["overload-latency"]
+    if policy is None or not (queue or latency):
+        return None
+    saturation = Saturation(reactor.seconds, lambda: policy.pending, queue, latency)
+    policy.latency_observer = saturation.observe
+    return saturation
+
+
 def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
@@ -245,6 +258,9 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         plugin.build(config, wiring) for plugin in plugins.chosen("hooks", config["hooks"])
     )
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
+    saturation = make_saturation(config, reactor, client)
+    if saturation is not None:
+        metrics.watch_saturation(saturation)
     settings = SessionSettings(
         channel=config["ocpp-channel"],
         granular_actions=config["ocpp-granular-actions"],
@@ -256,6 +272,8 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
+        pending_interval=config["overload-boot-interval"],
+        backend_saturated=saturation or never,
         report_start=api_enabled(config),
     )
     catalogs = {version: CATALOGS[version] for version in config["ocpp-versions"]}
