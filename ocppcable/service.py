@@ -219,11 +219,20 @@ def make_rpc(config: Any, reactor: Any, metrics: IMetrics) -> IRPCClient:
     """The RPC client the transport plugin of ``--rpc-host``'s scheme builds."""
     hub = Hub(metrics)
     wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
-    return _plugins(config).transport(config["rpc-host"]).build(config, wiring)
+    return _build(_plugins(config).transport(config["rpc-host"]), "rpc-host", config, wiring)
 
 
 def _plugins(config: Any) -> Registry:
     return getattr(config, "plugins", None) or installed()
+
+
+def _build(plugin: Any, option: str, config: Any, wiring: Wiring) -> Any:
+    """``plugin``'s object. A ValueError of its factory (a configuration it cannot use) stops
+    the start with one line naming the option and the plugin, and no traceback."""
+    try:
+        return plugin.build(config, wiring)
+    except ValueError as e:
+        raise SystemExit(f"--{option} {plugin.name}: {e}") from None
 
 
 def make_admission(config: Any, reactor: Any) -> Admission | None:
@@ -253,9 +262,10 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
     plugins = _plugins(config)
     wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
-    client = plugins.transport(config["rpc-host"]).build(config, wiring)
+    client = _build(plugins.transport(config["rpc-host"]), "rpc-host", config, wiring)
     hooks = tuple(
-        plugin.build(config, wiring) for plugin in plugins.chosen("hooks", config["hooks"])
+        _build(plugin, "hooks", config, wiring)
+        for plugin in plugins.chosen("hooks", config["hooks"])
     )
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     saturation = make_saturation(config, reactor, client)
@@ -308,7 +318,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             hook.setServiceParent(gateway)
     if config["pubsub"] != "none":
         [cluster_plugin] = plugins.chosen("pubsub", [config["pubsub"]])
-        wiring.cluster = cluster_plugin.build(config, wiring)
+        wiring.cluster = _build(cluster_plugin, "pubsub", config, wiring)
         if IService.providedBy(wiring.cluster):
             wiring.cluster.setServiceParent(gateway)
     on_main_site = wiring.main_site
@@ -324,7 +334,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         else:  # demo mode: beside a broadcaster without a key
             wiring.unkeyed[API_PATH] = api
     for adapter in plugins.chosen("broadcast-adapter", config["broadcast-adapter"]):
-        broadcaster = adapter.build(config, wiring)
+        broadcaster = _build(adapter, "broadcast-adapter", config, wiring)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
     if api is not None and not api.keyed:
