@@ -150,15 +150,21 @@ optional_endpoint.coerceDoc = "An endpoint string; empty: off."  # type: ignore[
 
 
 def rpc_target(value: str) -> str:
-    """``demo``, an ``http(s)://host[:port][/path]`` URL or a gRPC ``host:port``."""
+    """``demo``, ``python:package.module:ChannelClass`` (imported here, so that a mistake stops
+    the start), an ``http(s)://host[:port][/path]`` URL or a gRPC ``host:port``."""
     if value == "demo":
+        return value
+    if value.startswith("python:"):
+        from ocppcable.rpc.inprocess import load_application
+
+        load_application(value)
         return value
     if "://" in value:
         url = urlsplit(value)
         if url.scheme not in ("http", "https"):
             raise ValueError(
                 f"unsupported scheme {url.scheme!r}: use host:port for gRPC, an http:// or "
-                "https:// URL for HTTP RPC, or demo"
+                "https:// URL for HTTP RPC, python:package.module:ChannelClass, or demo"
             )
         if not url.hostname:
             raise ValueError("an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable")
@@ -173,7 +179,7 @@ def rpc_target(value: str) -> str:
     if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(
             f"expected host:port (port 1-65535) for gRPC, an http:// or https:// URL for HTTP "
-            f"RPC, or demo; got {value!r}"
+            f"RPC, python:package.module:ChannelClass, or demo; got {value!r}"
         )
     return value
 
@@ -236,7 +242,9 @@ class Options(usage.Options):
             None,
             "localhost:50051",
             "AnyCable RPC backend: host:port for gRPC, an http:// or https:// URL for HTTP RPC "
-            "(e.g. http://localhost:3000/_anycable), or 'demo' for the built-in demo backend.",
+            "(e.g. http://localhost:3000/_anycable), python:package.module:ChannelClass for a "
+            "channel written in Python (docs/plugins.md), or 'demo' for the built-in demo "
+            "backend.",
             rpc_target,
         ],
         ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
@@ -350,7 +358,7 @@ class Options(usage.Options):
             None,
             None,
             f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)} "
-            "[default: http,redis; http alone with --rpc-host=demo]",
+            "[default: http,redis; http alone with --rpc-host=demo or python:…]",
             comma_list,
         ],
         [
@@ -530,7 +538,8 @@ class Options(usage.Options):
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["broadcast-adapter"] is None:
-            self["broadcast-adapter"] = ["http"] if rpc_host == "demo" else ["http", "redis"]
+            in_process = rpc_host == "demo" or rpc_host.startswith("python:")
+            self["broadcast-adapter"] = ["http"] if in_process else ["http", "redis"]
         unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]
         if unknown:
             raise usage.UsageError(

@@ -220,11 +220,18 @@ class Gateway(MultiService):
 
 def make_rpc(config: Any, reactor: Any, metrics: IMetrics) -> IRPCClient:
     target = config["rpc-host"]
-    if target == "demo":
-        from ocppcable.demo import OCPPApplication
-        from ocppcable.rpc.inprocess import InProcessClient
+    if target == "demo" or target.startswith("python:"):
+        from ocppcable.rpc.inprocess import InProcessClient, load_application
+        from ocppcable.rpc.policy import CallPolicy
 
-        return InProcessClient(OCPPApplication(id_tags=config["demo-id-tags"]))
+        if target == "demo":
+            from ocppcable.demo import OCPPApplication
+
+            app = OCPPApplication(id_tags=config["demo-id-tags"])
+        else:
+            app = load_application(target)
+        policy = CallPolicy(reactor, config["rpc-concurrency"], config["rpc-timeout"], metrics)
+        return InProcessClient(app, policy)
     if target.startswith(("http://", "https://")):
         from ocppcable.rpc.http_client import HTTPRPCClient
 
