@@ -38,6 +38,12 @@ class IMetrics(Interface):
     def broadcast(adapter: str, outcome: str, stations: int) -> None:
         """A broadcast body arrived: "delivered" to ``stations`` stations, or "dropped"."""
 
+    def api_call(outcome: str) -> None:
+        """The call API answered a call for one station with ``outcome``."""
+
+    def queue_expired(count: int) -> None:
+        """``count`` queued commands expired before their station connected."""
+
 
 @implementer(IMetrics)
 class NoMetrics:
@@ -59,6 +65,12 @@ class NoMetrics:
         pass
 
     def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
+        pass
+
+    def api_call(self, outcome: str) -> None:
+        pass
+
+    def queue_expired(self, count: int) -> None:
         pass
 
 
@@ -140,6 +152,22 @@ class PrometheusMetrics:
             "Disconnect RPCs waiting to be made.",
             registry=registry,
         )
+        self.api_calls = Counter(
+            "ocppcable_api_calls",
+            "Calls answered by the call API, one per station, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "ocppcable_api_queue_depth",
+            "Commands queued for offline stations.",
+            registry=registry,
+        )
+        self.queue_expirations = Counter(
+            "ocppcable_api_queue_expired",
+            "Queued commands that expired before their station connected.",
+            registry=registry,
+        )
 
     def watch(self, hub: Any, rpc: Any, disconnects: Any) -> None:
         """Read levels from their owners at scrape time."""
@@ -149,6 +177,10 @@ class PrometheusMetrics:
             self.rpc_in_flight.set_function(lambda: policy.in_flight)
             self.rpc_pending.set_function(lambda: policy.pending)
         self.disconnect_queue.set_function(disconnects.__len__)
+
+    def watch_queue(self, depth: Any) -> None:
+        """``depth()`` is the number of queued commands."""
+        self.queue_depth.set_function(depth)
 
     def watch_redis(self, adapter: str, broadcaster: Any) -> None:
         self.redis_connected.labels(adapter).set_function(lambda: int(broadcaster.connected))
@@ -182,6 +214,12 @@ class PrometheusMetrics:
         self._child(self.broadcasts, adapter, outcome).inc()
         if stations:
             self.broadcast_deliveries.inc(stations)
+
+    def api_call(self, outcome: str) -> None:
+        self._child(self.api_calls, outcome).inc()
+
+    def queue_expired(self, count: int) -> None:
+        self.queue_expirations.inc(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

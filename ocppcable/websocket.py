@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ocppcable.cable import Method
+from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
@@ -40,6 +41,7 @@ from ocppcable.session import (
     Send,
     Session,
     SessionSettings,
+    Started,
     StartTimer,
 )
 from ocppcable.tls import certificate_common_name, peer_certificate
@@ -139,6 +141,9 @@ class StationProtocol(WebSocketServerProtocol):
     session: Session | None = None
     write_paused = False
     pending_bytes = 0
+    #: epoch seconds of the opening and of the last frame received (presence shows them)
+    connected_at = 0.0
+    last_frame_at: float | None = None
     _ping_tokens = PING_BURST
     _last_ping = 0.0
     _unanswered_pings = 0
@@ -163,6 +168,24 @@ class StationProtocol(WebSocketServerProtocol):
 
     def replace(self) -> None:
         self._close(1000, "replaced")
+
+    # --- the call API (presence and routing) ------------------------------------------------------
+
+    @property
+    def protocol(self) -> str:
+        return self.session.catalog.subprotocol if self.session else ""
+
+    @property
+    def serial_number(self) -> str | None:
+        return self.session.serial if self.session else None
+
+    def command(self, command: RemoteCommand) -> None:
+        if self.session is not None:
+            self._event(self.session.command, command)
+
+    def command_expired(self, command: RemoteCommand) -> None:
+        if self.session is not None:
+            self._event(self.session.command_expired, command)
 
     def shutdown(self) -> None:
         """The gateway stops: the session refuses new CALLs and closes (1001) once the CALLs in
@@ -314,6 +337,7 @@ class StationProtocol(WebSocketServerProtocol):
         # behind WebSocketResource the HTTP channel is still the transport's producer
         self.transport.unregisterProducer()
         self.transport.registerProducer(_WriteWatch(self), True)
+        self.connected_at = self.factory.reactor.seconds()
         self.factory.hub.register(self)
         self._event(self.session.opened)
 
@@ -324,6 +348,7 @@ class StationProtocol(WebSocketServerProtocol):
             )
             self._close(1003, "binary frames are not OCPP")
             return
+        self.last_frame_at = self.factory.reactor.seconds()
         self._event(self.session.frame_received, payload.decode("utf-8"))
 
     def connectionLost(self, reason: Any) -> None:
@@ -346,6 +371,8 @@ class StationProtocol(WebSocketServerProtocol):
                 by=by,
             )
             self.factory.hub.unregister(self)
+            if self.factory.tracker is not None and self.session.streams:
+                self.factory.tracker.gone(self.station_id, sorted(self.session.streams))
             for timer in self._timers.values():
                 if timer.active():
                     timer.cancel()
@@ -412,6 +439,12 @@ class StationProtocol(WebSocketServerProtocol):
             self.factory.hub.leave(effect.stream, self)
         elif kind is Close:
             self._close(effect.code, effect.reason)
+        elif kind is CommandEnded:
+            if self.factory.tracker is not None:
+                self.factory.tracker.ended(self.station_id, effect)
+        elif kind is Started:
+            if self.factory.tracker is not None:
+                self.factory.tracker.started(self.station_id)
 
     def _send(self, data: bytes) -> None:
         if self.state == self.STATE_OPEN:
@@ -502,6 +535,8 @@ class StationFactory(WebSocketServerFactory):
         self.connections_closed = 0
         self.hub = hub
         self.rpc = rpc
+        #: told of tracked commands' ends and of session starts (the call API), when set
+        self.tracker: ICallTracker | None = None
         self.catalogs = dict(catalogs)
         self.validators = dict(validators)
         self.settings = settings

@@ -320,3 +320,19 @@ def test_a_failure_that_may_have_reached_the_backend_is_not_retried(clock) -> No
     d = policy.run("command", "A", attempts, describe)
     attempts.pending[0].errback(Transient())  # not NotSent: it may have been processed
     assert unavailable(d) == "described Transient()" and len(attempts.budgets) == 1
+
+
+def test_a_slow_station_s_next_calls_need_no_slot_until_one_is_quick(clock) -> None:
+    policy = CallPolicy(clock, 1, 60.0, slow_after=1.0)
+    calls = Named()
+    policy.run("command", "slow", calls("s1"), describe)
+    clock.advance(2.0)
+    calls.answer("s1")  # answered, but late: the station is slow
+    policy.run("command", "healthy", calls("h1"), describe)  # takes the one slot
+    policy.run("command", "slow", calls("s2"), describe)  # goes in beside it, in no slot
+    assert calls.admitted == ["s1", "h1", "s2"] and (policy.in_flight, policy.slow) == (2, 1)
+    calls.answer("s2")  # quick this time: the station needs a slot again
+    policy.run("command", "slow", calls("s3"), describe)
+    assert calls.admitted[-1] == "s2" and policy.pending == 1
+    calls.answer("h1")
+    assert calls.admitted[-1] == "s3"

@@ -5,8 +5,9 @@
 (the key a transport passes, the session id) waits in a queue of its own, the queues take turns,
 and one station has at most :data:`PER_STATION` RPCs admitted at once (its CALL being processed
 and its Disconnect). A call that has waited for its answer for :data:`SLOW_AFTER` seconds
-gives its slot back while it goes on waiting, so a backend that is slow for some stations does
-not hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
+gives its slot back while it goes on waiting, and the next calls of its station skip the slots
+(until one of them is answered in time), so a backend that is slow for some stations does not
+hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
 
 **Retries** (the rule for backend authors, see ``docs/channel-contract.md``): an RPC is tried
 again only when it surely did not reach the backend's handlers, so the backend never processes
@@ -16,7 +17,7 @@ failure ends the call (the station's CALL gets InternalError).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -33,9 +34,11 @@ T = TypeVar("T")
 #: RPCs one station may have admitted through the gate at once: its CALL and its Disconnect
 PER_STATION = 2
 #: seconds after which an admitted call no longer occupies a slot of the gate
-SLOW_AFTER = 1.0
+SLOW_AFTER = 0.5
 #: slow calls in flight at most, as a multiple of the gate's concurrency
 SLOW_FACTOR = 3
+#: slow stations remembered at most, as a multiple of the slow calls in flight at most
+SLOW_MEMORY = 4
 
 
 class NotSent(Exception):
@@ -86,8 +89,10 @@ class CallPolicy:
         self.max_slow = SLOW_FACTOR * concurrency
         #: admitted calls that occupy a slot, oldest first
         self._young: dict[_Call, None] = {}
-        #: admitted calls older than ``slow_after``: in flight, but in no slot
+        #: admitted calls older than ``slow_after``, or of a slow station: in flight, in no slot
         self.slow = 0
+        #: stations whose last call took ``slow_after`` or more, least recent first (bounded)
+        self._slow_stations: OrderedDict[Hashable, None] = OrderedDict()
         self._stations: dict[Hashable, _Station] = {}
         #: stations with a call waiting and room under ``per_station``, in turn order
         self._turns: deque[_Station] = deque()
@@ -142,13 +147,24 @@ class CallPolicy:
             return
         self._admitting = True
         try:
-            while self._turns and self._has_room():
-                station = self._turns.popleft()
+            while self._turns:
+                station = self._turns[0]
+                if station.key in self._slow_stations and self.slow < self.max_slow:
+                    slow = True  # its calls take long: they need no slot
+                elif self._has_room():
+                    slow = False
+                else:
+                    break
+                self._turns.popleft()
                 station.queued = False
                 call = station.waiting.popleft()
                 self._waiting -= 1
                 station.admitted += 1
-                self._young[call] = None
+                if slow:
+                    call.slow = True
+                    self.slow += 1
+                else:
+                    self._young[call] = None
                 self._take_turn(station)
                 call.admit()
         finally:
@@ -180,6 +196,7 @@ class CallPolicy:
             del self._young[oldest]
             oldest.slow = True
             self.slow += 1
+            self._mark(oldest.station.key, slow=True)
             if len(self._young) < self.concurrency:
                 return True
         return False
@@ -188,12 +205,22 @@ class CallPolicy:
         self._sweep = None
         self._admit()
 
+    def _mark(self, key: Hashable, slow: bool) -> None:
+        if slow:
+            self._slow_stations[key] = None
+            self._slow_stations.move_to_end(key)
+            if len(self._slow_stations) > SLOW_MEMORY * self.max_slow:
+                self._slow_stations.popitem(last=False)
+        else:
+            self._slow_stations.pop(key, None)
+
     def _release(self, call: _Call) -> None:
         if call.slow:
             self.slow -= 1
         else:
             del self._young[call]
         station = call.station
+        self._mark(station.key, self.clock.seconds() - call.admitted_at >= self.slow_after)
         station.admitted -= 1
         self._forget_if_idle(station)
         self._take_turn(station)
