@@ -156,7 +156,7 @@ class Gateway(MultiService):
         super().__init__()
         self.reactor = reactor
         self.hub = hub
-        #: the RPC transport (gRPC, HTTP or the in-process demo backend)
+        #: the RPC transport (gRPC, HTTP or an in-process channel)
         self.client = client
         #: what stations use: the transport with Disconnect RPCs queued
         self.rpc = rpc

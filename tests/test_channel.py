@@ -6,6 +6,8 @@ The same channel over real sockets with PyPI ``ocpp`` stations: tests/test_e2e_c
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred
@@ -20,6 +22,7 @@ from ocppcable.rpc.policy import CallPolicy
 from ocppcable.testing import MemoryStation, station_factory
 from tests import channels
 from tests.channels import SEEN, ChargingChannel
+from tests.support import ROOT
 
 SAMPLE = {"timestamp": "2026-01-01T00:01:00Z", "sampledValue": [{"value": "10"}]}
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
@@ -243,3 +246,22 @@ def test_a_python_channel_defaults_to_the_http_broadcaster_alone():
     options = Options(environ={})
     options.parseOptions(["--rpc-host=python:tests.channels:ChargingChannel"])
     assert options["broadcast-adapter"] == ["http"]
+
+
+def test_the_channel_of_docs_plugins_md_passes_its_own_test(tmp_path, monkeypatch):
+    """The example channel and its test in docs/plugins.md, run as a reader would."""
+    text = (ROOT / "docs" / "plugins.md").read_text("utf-8")
+    section = text.split("## Write your channel in Python", 1)[1].split("\n## ", 1)[0]
+    channel, test = re.findall(r"```python\n(.*?)```", section, re.S)
+    package = tmp_path / "mycharging"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "channels.py").write_text(channel)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict[str, Any] = {}
+    exec(compile(test, "docs/plugins.md", "exec"), namespace)
+    [name] = [name for name in namespace if name.startswith("test_")]
+    namespace[name]()
+    assert isinstance(
+        load_application("python:mycharging.channels:OCPPChannel"), ChannelApplication
+    )
