@@ -46,7 +46,8 @@ __all__ = ["Channel", "ChannelApplication", "Connection", "State"]
 
 log = Logger()
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+#: standard JSON only, as the gateway reads it
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 R = TypeVar("R")
 
@@ -372,10 +373,14 @@ class ChannelApplication:
     ) -> CommandResponse:
         if failed:
             return CommandResponse(status=ERROR, error_msg=f"{request.command} failed")
-        transmissions = [
-            _encode({"identifier": request.identifier, "message": message})
-            for message in channel.transmissions
-        ]
+        try:
+            transmissions = [
+                _encode({"identifier": request.identifier, "message": message})
+                for message in channel.transmissions
+            ]
+        except (TypeError, ValueError):  # not JSON: a datetime, a set, NaN
+            _logged(Failure(), "transmit", channel.station_id)
+            return CommandResponse(status=ERROR, error_msg="a transmission is not JSON")
         if request.command == "subscribe":
             kind = "reject_subscription" if channel.rejected else "confirm_subscription"
             transmissions.append(_encode({"identifier": request.identifier, "type": kind}))

@@ -265,3 +265,36 @@ def test_the_channel_of_docs_plugins_md_passes_its_own_test(tmp_path, monkeypatc
     assert isinstance(
         load_application("python:mycharging.channels:OCPPChannel"), ChannelApplication
     )
+
+
+class Streaming(Channel):
+    def subscribed(self) -> None:
+        self.stream_from("a")
+        self.stop_stream_from("b")
+
+    def data_transfer(self, data):
+        self.connection.close()
+        return {"status": "Accepted"}
+
+    def heartbeat(self, data):
+        self.transmit({"command": "Ack", "id": data["id"], "payload": {"at": float("nan")}})
+
+
+def test_streams_closing_and_a_transmission_that_is_not_json(fail_on_logged_errors):
+    app = ChannelApplication(Streaming)
+    identifier = json.dumps({"channel": "OCPPChannel", "id": "CP-1"})
+    reply = app.command(CommandMessage(command="subscribe", identifier=identifier), {})
+    assert (list(reply.streams), list(reply.stopped_streams)) == (["a"], ["b"])
+    assert json.loads(reply.transmissions[-1])["type"] == "confirm_subscription"
+
+    def perform(action: str):
+        data = json.dumps({"action": action, "id": "1", "command": "X", "payload": {}})
+        return app.command(CommandMessage(command="message", identifier=identifier, data=data), {})
+
+    reply = perform("data_transfer")
+    assert reply.status == SUCCESS and reply.disconnect
+    assert json.loads(reply.transmissions[0])["message"]["payload"] == {"status": "Accepted"}
+    assert perform("heartbeat").status == ERROR
+    [logged] = fail_on_logged_errors
+    assert logged["station_id"] == "CP-1"
+    fail_on_logged_errors.clear()
