@@ -8,6 +8,7 @@ owners when scraped (``Gauge.set_function``), so they cost nothing per message.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -38,6 +39,9 @@ class IMetrics(Interface):
     def broadcast(adapter: str, outcome: str, stations: int) -> None:
         """A broadcast body arrived: "delivered" to ``stations`` stations, or "dropped"."""
 
+    def admission_refused() -> None:
+        """A WebSocket handshake was refused (503) by the admission limit."""
+
     def api_call(outcome: str) -> None:
         """The call API answered a call for one station with ``outcome``."""
 
@@ -65,6 +69,9 @@ class NoMetrics:
         pass
 
     def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
+        pass
+
+    def admission_refused(self) -> None:
         pass
 
     def api_call(self, outcome: str) -> None:
@@ -130,6 +137,13 @@ class PrometheusMetrics:
             "RPC calls waiting for a slot (--rpc-concurrency).",
             registry=registry,
         )
+        self.rpc_waiting = Gauge(
+            "ocppcable_rpc_waiting",
+            "RPC calls waiting at the gate, by priority: connected (the calls of started "
+            "sessions) or new (Connects, which wait behind them).",
+            ["priority"],
+            registry=registry,
+        )
         self.broadcasts = Counter(
             "ocppcable_broadcasts",
             "Broadcast bodies received, by adapter and outcome (delivered/dropped).",
@@ -145,6 +159,11 @@ class PrometheusMetrics:
             "ocppcable_redis_connected",
             "1 while the Redis subscriber is connected.",
             ["adapter"],
+            registry=registry,
+        )
+        self.admissions_refused = Counter(
+            "ocppcable_admission_refused",
+            "WebSocket handshakes answered 503 by the admission limit (--admission-rate).",
             registry=registry,
         )
         self.disconnect_queue = Gauge(
@@ -176,6 +195,8 @@ class PrometheusMetrics:
         if policy is not None:
             self.rpc_in_flight.set_function(lambda: policy.in_flight)
             self.rpc_pending.set_function(lambda: policy.pending)
+            for kind, name in enumerate(policy.CLASSES):
+                self.rpc_waiting.labels(name).set_function(partial(policy.waiting, kind))
         self.disconnect_queue.set_function(disconnects.__len__)
 
     def watch_queue(self, depth: Any) -> None:
@@ -220,6 +241,9 @@ class PrometheusMetrics:
 
     def queue_expired(self, count: int) -> None:
         self.queue_expirations.inc(count)
+
+    def admission_refused(self) -> None:
+        self.admissions_refused.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

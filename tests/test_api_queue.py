@@ -147,3 +147,23 @@ def test_memory_queue_is_an_icommandqueue_counting_expiries():
     clock.now = 1020
     assert len(queue.sweep().result) == 1
     assert b"ocppcable_api_queue_expired_total 1.0" in metrics.exposition()
+
+
+def test_a_sweep_passes_over_the_queues_only_when_something_is_due():
+    q, clock = queues()
+    q.put(entry("b", expires_at=1100))
+    clock.now = 1050
+    q._stations["CP-1"].live.append(entry("c", expires_at=1000))  # unseen by put: not due
+    assert q.sweep() == []
+    clock.now = 1100
+    assert [e.command.unique_id for e in q.sweep()] == ["b", "c"]
+
+
+def test_a_released_command_is_due_again():
+    q, clock = queues()
+    q.put(entry("a", expires_at=1010))
+    q.take("CP-1")
+    clock.now = 1050
+    assert q.sweep() == []  # taken: it does not expire
+    q.release("CP-1", "a")
+    assert [e.command.unique_id for e in q.sweep()] == ["a"]

@@ -14,16 +14,19 @@ from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 from twisted.internet.defer import ensureDeferred
+from twisted.python.usage import UsageError
 
 from ocppcable import keys
 from ocppcable.api.models import Limits
 from ocppcable.api.openapi import OPENAPI
+from ocppcable.options import Options
 from tests.support import (
     TIMEOUT,
     Station,
     aio,
     http_client,
     open_station,
+    raw_socket,
     wait_for,
 )
 
@@ -247,6 +250,30 @@ async def test_a_command_of_another_version_is_invalid_for_the_station(api_gatew
         assert body["errors"] == ["GetVariables is not a command of ocpp1.6"]
     finally:
         await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_201_station_is_called_with_201_commands(api_gateway, reactor):
+    gateway = await api_gateway()
+    ws = await aio(raw_socket(gateway.url("CS-2"), subprotocols=("ocpp2.0.1",)))
+    try:
+        boot = {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}
+        await aio(ws.send(json.dumps([2, "b", "BootNotification", boot])))
+        assert json.loads(await aio(ws.recv()))[:2] == [3, "b"]
+        status, one = await api(reactor, gateway.port, "GET", "/_ocpp/stations/CS-2")
+        assert one["protocol"] == "ocpp2.0.1"
+        soft = {"action": "Reset", "payload": {"type": "Soft"}}  # 1.6's, not 2.0.1's
+        status, body = await api(reactor, gateway.port, "POST", calls_path("CS-2"), soft)
+        assert status == 422 and body["errors"][0].startswith("ocpp2.0.1: data.type must be")
+        reset = {"action": "Reset", "payload": {"type": "Immediate"}}
+        answer = ensureDeferred(api(reactor, gateway.port, "POST", calls_path("CS-2"), reset))
+        frame = json.loads(await aio(asyncio.wait_for(ws.recv(), TIMEOUT)))
+        assert frame[2:] == ["Reset", {"type": "Immediate"}]
+        await aio(ws.send(json.dumps([3, frame[1], {"status": "Scheduled"}])))
+        status, body = await answer
+        assert (status, body["id"], body["payload"]) == (200, frame[1], {"status": "Scheduled"})
+    finally:
+        await aio(ws.close())
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -477,6 +504,12 @@ async def test_in_demo_mode_without_a_key_it_is_beside_the_broadcaster(start_gat
         {"stations": [], "next": None},
     )
     assert (await api(reactor, gateway.port, "GET", "/_ocpp/stations", key=None))[0] == 404
+
+
+@pytest.mark.parametrize("flag", ["--ocpp-path=/_ocpp/stations", "--http-broadcast-path=/_ocpp"])
+def test_no_other_path_under_the_api(flag):
+    with pytest.raises(UsageError, match=flag.split("=")[0] + " must not be under /_ocpp"):
+        Options(environ={}).parseOptions(["--rpc-host=demo", flag])
 
 
 @pytest_twisted.ensureDeferred

@@ -155,3 +155,12 @@ def test_an_expired_command_is_reported_as_such() -> None:
         "payload": {},
         "source": "api",
     }
+
+
+def test_before_the_backend_holds_a_connection_the_answer_goes_to_the_tracker_only() -> None:
+    session = make()
+    session.opened()
+    session.command(RESET)  # the station connected, sent no CALL yet
+    effects = session.frame_received('[3,"api-1",{"status":"Accepted"}]')
+    assert ends(effects) == [CommandEnded(RESET, Ending.RESULT, {"status": "Accepted"})]
+    assert rpcs(effects) == []

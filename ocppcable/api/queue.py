@@ -52,6 +52,8 @@ class StationQueues:
         self._notices = 0
         #: (station, key) → (unique id, claimed until); oldest claims first
         self._keys: dict[tuple[str, str], tuple[str, float]] = {}
+        #: the earliest time a sweep has anything to do (it passes over everything then)
+        self._due = float("inf")
 
     def __len__(self) -> int:
         """Commands queued now (taken ones included, expiry notices not)."""
@@ -70,6 +72,7 @@ class StationQueues:
             self._notices -= 1
         station.live.append(entry)
         self._live += 1
+        self._due = min(self._due, entry.expires_at)
         return True
 
     def claim(self, station_id: str, key: str, unique_id: str, ttl: float) -> Duplicate | None:
@@ -83,7 +86,11 @@ class StationQueues:
             if len(self._keys) >= self.total:  # all still valid: the oldest claim goes
                 del self._keys[next(iter(self._keys))]
         self._keys[(station_id, key)] = (unique_id, now + ttl)
+        self._due = min(self._due, now + ttl)
         return None
+
+    def unclaim(self, station_id: str, key: str) -> None:
+        self._keys.pop((station_id, key), None)
 
     def _queued(self, station_id: str, unique_id: str) -> bool:
         station = self._stations.get(station_id)
@@ -105,6 +112,7 @@ class StationQueues:
         station = self._stations.get(station_id)
         if station is not None and station.taken == unique_id:
             station.taken = None
+            self._due = min(self._due, station.live[0].expires_at)
 
     def done(self, station_id: str, unique_id: str) -> None:
         station = self._stations.get(station_id)
@@ -127,16 +135,28 @@ class StationQueues:
         return notices
 
     def sweep(self) -> list[QueuedCommand]:
-        """Expire what is due everywhere; returns what expired now. Old notices and keys go."""
+        """Expire what is due everywhere; returns what expired now. Old notices and keys go.
+        Until something is due it costs nothing."""
         now = self.clock()
+        if now < self._due:
+            return []
         expired: list[QueuedCommand] = []
+        due = float("inf")
         for station_id, station in list(self._stations.items()):
             expired += self._expire(station_id, station, now)
             while station.notices and station.notices[0][1] + NOTICE_RETENTION <= now:
                 station.notices.popleft()
                 self._notices -= 1
             self._forget_if_empty(station_id, station)
+            for entry in station.live:
+                if entry.command.unique_id != station.taken:
+                    due = min(due, entry.expires_at)
+            if station.notices:
+                due = min(due, station.notices[0][1] + NOTICE_RETENTION)
         self._purge_keys(now)
+        for _, until in self._keys.values():
+            due = min(due, until)
+        self._due = due
         return expired
 
     def _expire(self, station_id: str, station: _Station, now: float) -> list[QueuedCommand]:
@@ -155,6 +175,7 @@ class StationQueues:
                 if self._notices < self.total:  # beyond that an expiry is only counted
                     station.notices.append((entry, now))
                     self._notices += 1
+                    self._due = min(self._due, now + NOTICE_RETENTION)
         return expired
 
     def _forget_if_empty(self, station_id: str, station: _Station) -> None:
@@ -185,6 +206,9 @@ class MemoryQueue:
 
     def claim(self, station_id: str, key: str, unique_id: str, ttl: float) -> Any:
         return succeed(self.queues.claim(station_id, key, unique_id, ttl))
+
+    def unclaim(self, station_id: str, key: str) -> Any:
+        return succeed(self.queues.unclaim(station_id, key))
 
     def take(self, station_id: str) -> Any:
         return succeed(self.queues.take(station_id))
