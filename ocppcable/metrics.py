@@ -208,7 +208,7 @@ class PrometheusMetrics:
     def watch(self, hub: Any, rpc: Any, disconnects: Any) -> None:
         """Read levels from their owners at scrape time."""
         self.stations.set_function(hub.__len__)
-        policy = getattr(rpc, "policy", None)  # the in-process demo backend has none
+        policy = getattr(rpc, "policy", None)  # a third party's transport may have none
         if policy is not None:
             self.rpc_in_flight.set_function(lambda: policy.in_flight)
             self.rpc_pending.set_function(lambda: policy.pending)

@@ -223,8 +223,9 @@ class Options(usage.Options):
             None,
             "localhost:50051",
             "AnyCable RPC backend: host:port for gRPC, an http:// or https:// URL for HTTP RPC "
-            "(e.g. http://localhost:3000/_anycable), 'demo' for the built-in demo backend, or "
-            "what an RPC transport plugin serves.",
+            "(e.g. http://localhost:3000/_anycable), python:package.module:ChannelClass for a "
+            "channel written in Python (docs/plugins.md), 'demo' for the built-in demo backend, "
+            "or what an RPC transport plugin serves.",
         ],
         ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
         [
@@ -376,7 +377,7 @@ class Options(usage.Options):
             None,
             None,
             "Broadcast adapters, comma-separated: http, redis, redisx or a plugin's "
-            "[default: http,redis; http alone with --rpc-host=demo]",
+            "[default: http,redis; http alone with --rpc-host=demo or python:…]",
             comma_list,
         ],
         [
@@ -603,7 +604,8 @@ class Options(usage.Options):
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["broadcast-adapter"] is None:
-            self["broadcast-adapter"] = ["http"] if rpc_host == "demo" else ["http", "redis"]
+            in_process = rpc_host == "demo" or rpc_host.startswith("python:")
+            self["broadcast-adapter"] = ["http"] if in_process else ["http", "redis"]
         redis_adapter = bool({"redis", "redisx"} & set(self["broadcast-adapter"]))
         if self["pubsub"] is None:
             self["pubsub"] = "redis" if redis_adapter else "none"

@@ -151,7 +151,7 @@ class Gateway(MultiService):
         super().__init__()
         self.reactor = reactor
         self.hub = hub
-        #: the RPC transport (gRPC, HTTP or the in-process demo backend)
+        #: the RPC transport (gRPC, HTTP, an in-process channel or a plugin's)
         self.client = client
         #: what stations use: the transport with Disconnect RPCs queued
         self.rpc = rpc

@@ -40,7 +40,7 @@ def test_the_scheme_of_rpc_host(target, scheme):
 
 def test_the_built_ins_are_plugins_found_in_the_plugin_package():
     plugins = installed()
-    assert plugins.names("rpc-host") == ["grpc", "http", "https", "demo"]
+    assert plugins.names("rpc-host") == ["grpc", "http", "https", "demo", "python"]
     assert plugins.names("broadcast-adapter") == ["http", "redis", "redisx"]
     assert plugins.names("pubsub") == ["redis"]
     for kind, found in [
@@ -137,7 +137,8 @@ def test_hooks_are_built_in_the_order_given(reactor):
         (["--hooks=greeter,greeter"], "--hooks: a hook is named twice"),
         (["--broadcast-adapter=nats"], "--broadcast-adapter: unknown: nats; installed: http"),
         (["--pubsub=nats"], "--pubsub: unknown: nats; installed: redis"),
-        (["--rpc-host=python:app"], "--rpc-host: no RPC transport for the scheme 'python'"),
+        (["--rpc-host=kafka:app"], "--rpc-host: no RPC transport for the scheme 'kafka'"),
+        (["--rpc-host=python:app"], "--rpc-host: expected python:package.module:ChannelClass"),
     ],
 )
 def test_an_unknown_plugin_is_a_usage_error_naming_the_option(args, message):
