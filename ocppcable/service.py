@@ -246,7 +246,7 @@ def make_admission(config: Any, reactor: Any) -> Admission | None:
 def make_saturation(config: Any, reactor: Any, client: IRPCClient) -> Saturation | None:
     """The backend's saturation, watched at the RPC gate of ``client`` (None: not watched,
     because both signals are off or the client has no gate)."""
-    policy = getattr(client, "policy", None)  # the in-process demo backend has none
+    policy = getattr(client, "policy", None)  # a third party's transport may have none
     queue, latency = config["overload-queue"], config["overload-latency"]
     if policy is None or not (queue or latency):
         return None
