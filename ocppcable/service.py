@@ -332,7 +332,9 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     on_main_site: dict[str, Resource] = {}
     api = None
     if api_enabled(config):
-        calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
+        calls, api = make_call_api(
+            config, reactor, hub, catalogs, validators, metrics, redis=redis, publisher=publisher
+        )
         stations.tracker = calls
         hub.undelivered = calls.undelivered
         calls.setServiceParent(gateway)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
@@ -79,8 +79,12 @@ def answer_for(station_id: str, ended: CommandEnded) -> Answer:
 
 
 @implementer(ICallTracker)
-class CallService(Service):
-    """The call API's engine; a child of the gateway (it sweeps the queue while running)."""
+class CallService(MultiService):
+    """The call API's engine; a child of the gateway (it sweeps the queue while running). Its
+    own children are what its presence, routing and queue need running (Redis connections).
+
+    Tokens name the node (``<n>@<node>``): a command another node handed to a session here
+    ends there (:meth:`IRouter.return_ended`)."""
 
     name = "call-api"
     #: where the API is served, for the start-up log line
@@ -96,8 +100,11 @@ class CallService(Service):
         validators: Mapping[str, Validator],
         limits: Limits,
         metrics: IMetrics | None = None,
+        node: str = "local",
     ) -> None:
+        super().__init__()
         self.reactor = reactor
+        self.node = node
         self.presence = presence
         self.router = router
         self.queue = queue
@@ -228,7 +235,7 @@ class CallService(Service):
             waiter.callback(timeout)
 
     def _token(self, track: _Track) -> str:
-        token = str(next(self._tokens))
+        token = f"{next(self._tokens)}@{self.node}"
         self._tracks[token] = track
         return token
 
@@ -237,6 +244,9 @@ class CallService(Service):
     def ended(self, station_id: str, ended: CommandEnded) -> None:
         command = ended.command
         track = self._tracks.pop(command.token, None) if command.token else None
+        if track is None and command.token and command.token.rpartition("@")[2] != self.node:
+            self._run(self.router.return_ended(station_id, ended))  # routed here by another node
+            return
         if track is None:  # a broadcast or transmission with a ttl
             if ended.ending is Ending.UNSENT and command.ttl > 0:
                 ttl = min(command.ttl, self.limits.max_ttl)
@@ -254,6 +264,7 @@ class CallService(Service):
             waiter.callback(answer_for(station_id, ended))
 
     def started(self, station_id: str) -> None:
+        self.presence.started(station_id)
         self._run(self._drain(station_id))
 
     def gone(self, station_id: str, streams: list[str]) -> None:

@@ -1,10 +1,12 @@
-"""Building the call API from the gateway's options (one node: presence, routing and the queue
-in memory)."""
+"""Building the call API from the gateway's options: with Redis (a ``redis`` or ``redisx``
+broadcast adapter) presence, routing and the queue are the cluster's, in Redis; without it they
+are this node's, in memory."""
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ocppcable import keys
@@ -13,10 +15,13 @@ from ocppcable.api.models import Limits
 from ocppcable.api.presence import LocalPresence
 from ocppcable.api.queue import MemoryQueue
 from ocppcable.api.resource import APIResource
+from ocppcable.broadcast.redisx import consumer_name
+from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.hub import Hub
 from ocppcable.metrics import PrometheusMetrics
 from ocppcable.ocpp.catalog import Catalog
 from ocppcable.ocpp.validation import Validator
+from ocppcable.redis_connection import RedisLink
 
 
 def api_key(config: Any) -> str | None:
@@ -36,14 +41,38 @@ def make_call_api(
     validators: Mapping[str, Validator],
     metrics: PrometheusMetrics,
     limits: Limits | None = None,
+    redis: RedisLink | None = None,
+    publisher: RedisPublisher | None = None,
 ) -> tuple[CallService, APIResource]:
-    from ocppcable.api.router import LocalRouter
+    """The call service (a child of the gateway) and its resource. With ``redis`` and
+    ``publisher`` (the node's cluster connections) it serves the whole cluster."""
+    limits = replace(limits or Limits(), max_queue=config["api-max-queue"])
+    if redis is None or publisher is None:
+        from ocppcable.api.router import LocalRouter
 
-    limits = limits or Limits()
-    presence = LocalPresence(hub, platform.node() or "local")
-    queue = MemoryQueue(reactor.seconds, limits.max_queue, limits.max_queued, metrics)
+        presence: Any = LocalPresence(hub, platform.node() or "local")
+        queue: Any = MemoryQueue(reactor.seconds, limits.max_queue, limits.max_queued, metrics)
+        router: Any = LocalRouter(hub)
+        node = "local"
+        services = []
+    else:
+        from ocppcable.api.cluster_presence import RedisPresence
+        from ocppcable.api.cluster_router import ClusterRouter
+        from ocppcable.api.redis_queue import RedisQueue
+        from ocppcable.cluster.store import RedisStore
+
+        node = consumer_name()
+        store = RedisStore(reactor, redis)
+        presence = RedisPresence(reactor, store, hub, node, config["api-presence-ttl"])
+        queue = RedisQueue(reactor.seconds, store, limits.max_queue, limits.max_queued, metrics)
+        router = ClusterRouter(reactor, hub, presence, node, redis, publisher, metrics)
+        services = [store, presence, router]
     metrics.watch_queue(queue.depth)
     calls = CallService(
-        reactor, presence, LocalRouter(hub), queue, catalogs, validators, limits, metrics
+        reactor, presence, router, queue, catalogs, validators, limits, metrics, node
     )
+    if services:
+        router.tracker = calls
+    for service in services:
+        service.setServiceParent(calls)
     return calls, APIResource(calls, presence, api_key(config), limits)
