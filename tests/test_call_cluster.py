@@ -162,3 +162,42 @@ async def test_an_expired_command_is_reported_as_expired_on_the_next_session(clu
         assert error["action"] == "error" and error["code"] == "Expired"
     finally:
         await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_full_station_queue_in_redis_is_refused(cluster, reactor):
+    a, b = await cluster("--api-max-queue=2")
+    cp = station_id()
+    request = {"action": "Reset", "payload": {"type": "Soft"}, "ttl": 60}
+    outcomes = []
+    for node in (a, b, a):
+        status, body = await api(reactor, node.port, "POST", calls_path(cp), request)
+        outcomes.append((status, body["outcome"]))
+    assert outcomes == [(202, "queued"), (202, "queued"), (429, "refused")]
+    assert "2 commands" in body["errors"][0]
+
+
+@pytest.mark.parametrize("option", ["--api-max-queue=0", "--api-presence-ttl=0"])
+def test_the_cluster_bounds_refuse_nonsense(option):
+    from twisted.python.usage import UsageError
+
+    from ocppcable.options import Options
+
+    with pytest.raises(UsageError, match=option.split("=")[0].lstrip("-")):
+        Options(environ={}).parseOptions([option])
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_redis_a_call_is_answered_503(start_gateway, reactor, warnings):
+    from tests.support import free_port
+
+    gateway = await start_gateway(
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--broadcast-adapter=redis",
+        f"--redis-url=redis://127.0.0.1:{free_port()}",
+    )
+    request = {"action": "Reset", "payload": {"type": "Soft"}, "ttl": 60}
+    status, body = await api(reactor, gateway.port, "POST", calls_path("CP-1"), request)
+    assert status == 503
+    assert body["errors"][0].startswith("Redis:")

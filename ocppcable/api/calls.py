@@ -27,6 +27,7 @@ from ocppcable.api.interfaces import (
     IPresence,
     IRouter,
     QueuedCommand,
+    Unavailable,
 )
 from ocppcable.api.models import Answer, CallRequest, Limits, Outcome
 from ocppcable.api.streams import StreamMemory
@@ -119,7 +120,7 @@ class CallService(MultiService):
         self._tokens = itertools.count(1)
         #: the streams of stations gone offline, for broadcasts with a ttl
         self.streams = StreamMemory(limits.max_queued, limits.max_batch)
-        self._sweeper = LoopingCall(lambda: ensureDeferred(self._sweep()))
+        self._sweeper = LoopingCall(self._sweep_once)
         self._sweeper.clock = reactor
 
     @property
@@ -357,6 +358,10 @@ class CallService(MultiService):
             del self._tracks[token]
             await self.queue.release(station_id, entry.command.unique_id)
 
+    def _sweep_once(self) -> Deferred[None]:
+        # Redis away: its connection logs the outage; the next sweep tries again
+        return ensureDeferred(self._sweep()).addErrback(lambda f: f.trap(Unavailable) and None)
+
     async def _sweep(self) -> None:
         expired = await self.queue.sweep()
         for entry in expired:
@@ -372,4 +377,14 @@ class CallService(MultiService):
 
     @staticmethod
     def _run(work: Any) -> None:
-        ensureDeferred(work).addErrback(lambda f: log.failure("call API queue error", f))
+        ensureDeferred(work).addErrback(_background_failed)
+
+
+def _background_failed(failure: Any) -> None:
+    if failure.check(Unavailable):
+        log.warn(
+            "call API: {reason}; the queue carries on at its next sweep or session start",
+            reason=failure.getErrorMessage(),
+        )
+    else:
+        log.failure("call API queue error", failure)

@@ -141,6 +141,8 @@ class RedisPresence(Service):
         super().stopService()
         if self._beat.running:
             self._beat.stop()
+        if not self.store.connected:
+            return None
         # this node's entries vanish at once rather than at the key's expiry
         return self.store.execute("DEL", NODE + self.node).addErrback(lambda _: None)
 

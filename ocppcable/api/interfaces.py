@@ -16,6 +16,11 @@ from zope.interface import Interface
 from ocppcable.commands import RemoteCommand
 
 
+class Unavailable(Exception):
+    """Where a cluster keeps presence and the queue (Redis) could not be reached: the request
+    is answered 503, background work is logged as a warning and retried by its next cause."""
+
+
 @dataclass(frozen=True)
 class StationInfo:
     """A connected station as the presence list shows it (times in ISO 8601 UTC)."""

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import txredisapi
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, TimeoutError, fail
+from twisted.python.failure import Failure
 
+from ocppcable.api.interfaces import Unavailable
 from ocppcable.redis_connection import RedisLink, WatchedFactory
 
 #: seconds a command may wait (txredisapi queues commands while Redis is away)
@@ -45,15 +48,22 @@ class RedisStore(Service):
         return factory.disconnect() if factory is not None else None
 
     def execute(self, *args: Any) -> Deferred[Any]:
-        """One command, e.g. ``execute("GET", key)``."""
+        """One command, e.g. ``execute("GET", key)``; fails with
+        :class:`~ocppcable.api.interfaces.Unavailable` when Redis cannot be reached."""
         if self._factory is None:
-            return fail(RuntimeError("the Redis store is not running"))
+            return fail(Unavailable("Redis: the gateway is stopping"))
         d = self._factory.handler.execute_command(*args)
-        return d.addTimeout(COMMAND_TIMEOUT, self.reactor)
+        return d.addTimeout(COMMAND_TIMEOUT, self.reactor).addErrback(_unavailable)
 
     def script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Deferred[Any]:
-        """A Lua script (sent once, then run by its hash)."""
+        """A Lua script (sent once, then run by its hash); fails like :meth:`execute`."""
         if self._factory is None:
-            return fail(RuntimeError("the Redis store is not running"))
+            return fail(Unavailable("Redis: the gateway is stopping"))
         d = self._factory.handler.eval(script, list(keys), [str(a) for a in args])
-        return d.addTimeout(COMMAND_TIMEOUT, self.reactor)
+        return d.addTimeout(COMMAND_TIMEOUT, self.reactor).addErrback(_unavailable)
+
+
+def _unavailable(failure: Failure) -> Failure:
+    if failure.check(txredisapi.ConnectionError, TimeoutError):
+        raise Unavailable(f"Redis: {failure.getErrorMessage() or 'no reply'}")
+    return failure
