@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_call_cluster -*-
 """Routing across the cluster: a command for a station connected to another node goes to that
-node over the cluster's pub/sub, and the station's answer comes back the same way.
+node over the cluster transport (``--pubsub``: Redis pub/sub, NATS or a plugin's), and the
+station's answer comes back the same way.
 
 Every node listens on its own channel, ``__ocppcable_calls__:<node>`` (the node as presence
 names it). Node A, asked for a station that presence places on node B, publishes
@@ -20,17 +21,15 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from ocppcable.api.interfaces import IPresence, IRouter
-from ocppcable.cluster.publisher import RedisPublisher
+from ocppcable.cluster.interface import ICluster
 from ocppcable.commands import CommandEnded, Ending, ICallTracker, RemoteCommand
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics
-from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory
 
 log = Logger()
 
@@ -62,11 +61,9 @@ def _fields(command: RemoteCommand) -> dict[str, Any]:
 
 
 @implementer(IRouter)
-class ClusterRouter(Service):
+class ClusterRouter:
     """Hands commands to this node's sessions, or through the cluster to the node holding the
     station. ``tracker`` (the call service) hears of ends routed back here."""
-
-    name = "router"
 
     def __init__(
         self,
@@ -74,33 +71,20 @@ class ClusterRouter(Service):
         hub: Hub,
         presence: IPresence,
         node: str,
-        redis: RedisLink,
-        publisher: RedisPublisher,
+        cluster: ICluster,
         metrics: IMetrics,
     ) -> None:
         self.reactor = reactor
         self.hub = hub
         self.presence = presence
         self.node = node
-        self.redis = redis
-        self.publisher = publisher
+        self.cluster = cluster
         self.metrics = metrics
         self.tracker: ICallTracker | None = None
         self._requests = itertools.count(1)
         #: request number → (the Deferred waiting for ``taken``, when it was sent)
         self._pending: dict[int, tuple[Deferred[bool], float]] = {}
-        self._subscriber: SubscriberFactory | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        self._subscriber = SubscriberFactory(self)
-        self.redis.connect(self._subscriber)  # it logs outages
-
-    def stopService(self) -> Any:
-        super().stopService()
-        subscriber, self._subscriber = self._subscriber, None
-        if subscriber is not None:
-            subscriber.disconnect()
+        cluster.subscribe(channel(node), self.received)
 
     # --- IRouter ----------------------------------------------------------------------------
 
@@ -182,17 +166,11 @@ class ClusterRouter(Service):
     def _publish(self, node: str, message: dict[str, Any]) -> Deferred[Any]:
         if not node:
             return succeed(None)
-        return self.publisher.publish(channel(node), json.dumps(message))
+        return self.cluster.publish(channel(node), json.dumps(message))
 
-    # --- SubscriberOwner ----------------------------------------------------------------------
+    # --- what other nodes send ----------------------------------------------------------------
 
-    def subscriber_ready(self, conn: Subscriber) -> Deferred[Any]:
-        return conn.subscribe([channel(self.node)])
-
-    def subscriber_lost(self, conn: Subscriber) -> None:
-        pass
-
-    def received(self, text: Any) -> None:
+    def received(self, text: str | bytes) -> None:
         try:
             message = json.loads(text)
             kind = message["kind"]
