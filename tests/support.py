@@ -177,6 +177,18 @@ class RedisServer:
             lines.readline()  # channel
             return int(lines.readline()[1:])
 
+    def channels(self, pattern: str) -> list[str]:
+        """The channels matching ``pattern`` that have subscribers (``PUBSUB CHANNELS``)."""
+        with self.connection() as s:
+            s.sendall(b"PUBSUB CHANNELS %s\r\n" % pattern.encode())
+            lines = s.makefile("rb")
+            count = int(lines.readline()[1:])
+            names = []
+            for _ in range(count):
+                lines.readline()  # $len
+                names.append(lines.readline().rstrip(b"\r\n").decode())
+            return names
+
 
 # --- backend ------------------------------------------------------------------------------------
 
