@@ -255,16 +255,18 @@ def test_the_channel_of_docs_plugins_md_passes_its_own_test(tmp_path, monkeypatc
     """The example channel and its test in docs/plugins.md, run as a reader would."""
     text = (ROOT / "docs" / "plugins.md").read_text("utf-8")
     section = text.split("## Write your channel in Python", 1)[1].split("\n## ", 1)[0]
-    channel, test = re.findall(r"```python\n(.*?)```", section, re.S)
+    channel, tests = re.findall(r"```python\n(.*?)```", section, re.S)
     package = tmp_path / "mycharging"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "channels.py").write_text(channel)
     monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict[str, Any] = {}
-    exec(compile(test, "docs/plugins.md", "exec"), namespace)
-    [name] = [name for name in namespace if name.startswith("test_")]
-    namespace[name]()
+    exec(compile(tests, "docs/plugins.md", "exec"), namespace)
+    found = [name for name in namespace if name.startswith("test_")]
+    assert len(found) == 2
+    for name in found:
+        namespace[name]()
     assert isinstance(
         load_application("python:mycharging.channels:OCPPChannel"), ChannelApplication
     )
