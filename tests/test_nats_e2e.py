@@ -47,7 +47,8 @@ async def _booted(gateway, station_id, serial):
 
 
 def _nats(gateway):
-    return gateway.service.getServiceNamed("nats")
+    """The gateway's NATS connection (the nats adapter's, or the cluster transport's)."""
+    return gateway.service.getServiceNamed("broadcast-nats").client
 
 
 async def _post(reactor, gateway, body):

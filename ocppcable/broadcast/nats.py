@@ -4,7 +4,7 @@ publication (a JSON publication, or an array of them) on the subject ``--nats-ch
 
 from __future__ import annotations
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -16,13 +16,15 @@ log = Logger()
 
 
 @implementer(IBroadcaster)
-class NatsBroadcaster(Service):
+class NatsBroadcaster(MultiService):
     """Subscribes to ``subject`` on the node's NATS connection and hands every message to
-    ``dispatch``. The connection (a service of its own) reconnects and subscribes again."""
+    ``dispatch``. The connection reconnects and subscribes again; it is a child service of the
+    broadcaster unless the cluster transport runs it."""
 
     name = "broadcast-nats"
 
     def __init__(self, client: NatsClient, subject: str, dispatch: Dispatch) -> None:
+        super().__init__()
         self.client = client
         self.subject = subject
         self.dispatch = dispatch

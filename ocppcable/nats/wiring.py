@@ -50,25 +50,27 @@ OPTIONS = [
 
 
 def client(config: Mapping[str, Any], wiring: Any) -> NatsClient:
-    """The node's one NATS connection, shared by the adapter and the cluster transport; a
-    service of the gateway, started before what uses it."""
+    """The node's one NATS connection, shared by the adapter and the cluster transport."""
     nats = wiring.shared.get("nats")
     if nats is None:
         nats = wiring.shared["nats"] = NatsClient(
             wiring.reactor, parse_servers(config["nats-servers"])
         )
         wiring.metrics.watch_nats(nats)
-        nats.setServiceParent(wiring.gateway)
     return nats
 
 
 def broadcaster(config: Mapping[str, Any], wiring: Any) -> Any:
+    """The ``nats`` adapter; it runs the connection itself unless ``--pubsub nats`` does."""
     from ocppcable.broadcast.nats import NatsBroadcaster
 
-    return NatsBroadcaster(client(config, wiring), config["nats-channel"], wiring.dispatch)
+    nats = client(config, wiring)
+    broadcaster = NatsBroadcaster(nats, config["nats-channel"], wiring.dispatch)
+    if nats.parent is None:  # the gateway runs the cluster transport's before the adapters
+        nats.setServiceParent(broadcaster)
+    return broadcaster
 
 
 def cluster(config: Mapping[str, Any], wiring: Any) -> Any:
-    from ocppcable.cluster.nats import NatsCluster
-
-    return NatsCluster(client(config, wiring))
+    """``--pubsub nats``: the connection itself, which the gateway runs as a service."""
+    return client(config, wiring)
