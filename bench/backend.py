@@ -5,7 +5,9 @@ Connect succeeds; ``subscribe`` succeeds and streams the station from ``bench/<s
 each CALL with its default reply. Run as ``python -m bench.backend [--workers N]`` for gRPC, or
 ``python -m bench.backend --http`` for HTTP RPC (``POST /_anycable/<method>``, keep-alive,
 pipelined requests answered in order, parsed by ``httptools`` on the epoll reactor): prints
-``{"ready": true, "port": …}`` and serves until stdin closes or SIGTERM.
+``{"ready": true, "port": …}`` and serves until stdin closes or SIGTERM. With ``--slow-prefix P
+--slow-seconds S`` every gRPC ``message`` but BootNotification of a station whose id starts with
+P takes S seconds (a backend slow for some stations, :mod:`bench.isolation`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from ocppcable.protos.rpc_pb2 import (
@@ -44,21 +47,35 @@ def reply(method: str, request: dict[str, Any]) -> dict[str, Any]:
 class NoOpApplication:
     """:func:`reply` for the gRPC server; thread-safe (it keeps no state)."""
 
+    def __init__(self, slow_prefix: str = "", slow_seconds: float = 0.0) -> None:
+        self.slow_prefix = slow_prefix
+        self.slow_seconds = slow_seconds
+
     def connect(self, request, meta):  # type: ignore[no-untyped-def]
         return ConnectionResponse(**reply("connect", {}))
 
     def command(self, request, meta):  # type: ignore[no-untyped-def]
+        if self.slow_prefix and self._slow(request):
+            time.sleep(self.slow_seconds)  # this worker thread is busy, as a slow backend's is
         fields = {"command": request.command, "identifier": request.identifier}
         return CommandResponse(**reply("command", fields))
+
+    def _slow(self, request):  # type: ignore[no-untyped-def]
+        """Every ``message`` of a slow station but its BootNotification (it boots as usual)."""
+        if request.command != "message":
+            return False
+        station_id = json.loads(request.identifier)["id"]
+        action = json.loads(request.data).get("action")
+        return station_id.startswith(self.slow_prefix) and action != "boot_notification"
 
     def disconnect(self, request, meta):  # type: ignore[no-untyped-def]
         return DisconnectResponse(**reply("disconnect", {}))
 
 
-def serve_grpc(port: int, workers: int) -> None:
+def serve_grpc(port: int, workers: int, app: NoOpApplication) -> None:
     from ocppcable.rpc.grpc_server import serve
 
-    server, port = serve(NoOpApplication(), f"127.0.0.1:{port}", workers=workers)
+    server, port = serve(app, f"127.0.0.1:{port}", workers=workers)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(json.dumps({"ready": True, "port": port}), flush=True)
@@ -121,11 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workers", type=int, default=32, help="gRPC server threads")
     parser.add_argument("--http", action="store_true", help="serve AnyCable HTTP RPC")
+    parser.add_argument("--slow-prefix", default="", help="gRPC: stations whose calls are slow")
+    parser.add_argument("--slow-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     if args.http:
         serve_http(args.port)
     else:
-        serve_grpc(args.port, args.workers)
+        app = NoOpApplication(args.slow_prefix, args.slow_seconds)
+        serve_grpc(args.port, args.workers, app)
 
 
 if __name__ == "__main__":

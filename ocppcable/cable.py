@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cable -*-
 """The Action Cable side of the mapping: channel identifiers, perform data, transmissions, and
 the AnyCable RPC messages.
 
@@ -63,32 +64,43 @@ def perform_data(
     )
 
 
-def ack_data(unique_id: str, command: str, payload: Any, granular: bool = True) -> str:
-    """The ``data`` reporting a station CALLRESULT for a remote command."""
-    return _encode(
-        {
-            "action": "ack" if granular else "receive",
-            "id": unique_id,
-            "command": command,
-            "payload": payload,
-        }
-    )
+def ack_data(
+    unique_id: str, command: str, payload: Any, granular: bool = True, source: str | None = None
+) -> str:
+    """The ``data`` reporting a station CALLRESULT for a remote command; ``source`` says where
+    a command not sent by the backend came from (``"api"``)."""
+    data = {
+        "action": "ack" if granular else "receive",
+        "id": unique_id,
+        "command": command,
+        "payload": payload,
+    }
+    if source is not None:
+        data["source"] = source
+    return _encode(data)
 
 
 def error_data(
-    unique_id: str, command: str, code: str, message: str, payload: Any, granular: bool = True
+    unique_id: str,
+    command: str,
+    code: str,
+    message: str,
+    payload: Any,
+    granular: bool = True,
+    source: str | None = None,
 ) -> str:
     """The ``data`` reporting a station CALLERROR (or a gateway-side failure) for a command."""
-    return _encode(
-        {
-            "action": "error" if granular else "receive",
-            "id": unique_id,
-            "command": command,
-            "code": code,
-            "message": message,
-            "payload": payload,
-        }
-    )
+    data = {
+        "action": "error" if granular else "receive",
+        "id": unique_id,
+        "command": command,
+        "code": code,
+        "message": message,
+        "payload": payload,
+    }
+    if source is not None:
+        data["source"] = source
+    return _encode(data)
 
 
 def _as_command(message: Any, source: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 It answers like the Rails channel in the README: accepts boots, authorizes idTags from an
 allow-list, issues transaction ids and records every call. The gateway runs it in-process with
-``--rpc-host=demo`` (the quickstart: no Rails, no Redis); tests and benchmarks serve it over gRPC
+``--rpc-host=demo`` (the quickstart: no Rails, no Redis); the end-to-end tests serve it over gRPC
 (:mod:`ocppcable.rpc.grpc_server`) or HTTP to act as a real backend.
 """
 

@@ -49,6 +49,9 @@ class Hub:
         self._stations: dict[str, Station] = {}
         self._watchers: list[tuple[Callable[[str], None], Callable[[str], None]]] = []
         self._registered: list[Callable[[str], None]] = []
+        #: called with ``(stream, data)`` for a broadcast to a stream no station here listens
+        #: to (the call API queues those that carry a ttl)
+        self.undelivered: Callable[[str, Any], None] | None = None
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class Hub:
     def publish(self, stream: str, data: Any, source: str = "local") -> int:
         members = self._streams.get(stream)
         if not members:
+            if self.undelivered is not None:
+                self.undelivered(stream, data)
             return 0
         try:
             message = cable.decode_broadcast(data)

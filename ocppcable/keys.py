@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_keys -*-
 """Bearer keys shared with the backend, explicit or derived from ``--secret`` as AnyCable does."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import hmac
 #: the HMAC messages AnyCable uses to derive each key from the application secret
 RPC_PHRASE = "rpc-cable"
 BROADCAST_PHRASE = "broadcast-cable"
+#: the call API's (an ocppcable addition, derived the same way)
+API_PHRASE = "ocpp-api-cable"
 
 #: an explicit key with this value disables authentication
 DISABLED = "none"

@@ -8,6 +8,7 @@ owners when scraped (``Gauge.set_function``), so they cost nothing per message.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -38,6 +39,12 @@ class IMetrics(Interface):
     def broadcast(adapter: str, outcome: str, stations: int) -> None:
         """A broadcast body arrived: "delivered" to ``stations`` stations, or "dropped"."""
 
+    def api_call(outcome: str) -> None:
+        """The call API answered a call for one station with ``outcome``."""
+
+    def queue_expired(count: int) -> None:
+        """``count`` queued commands expired before their station connected."""
+
 
 @implementer(IMetrics)
 class NoMetrics:
@@ -61,10 +68,16 @@ class NoMetrics:
     def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
         pass
 
+    def api_call(self, outcome: str) -> None:
+        pass
+
+    def queue_expired(self, count: int) -> None:
+        pass
+
 
 @implementer(IMetrics)
 class PrometheusMetrics:
-    """The SPEC §8 metric set in a private registry."""
+    """The metrics of docs/operations.md, "Metrics", in a private registry."""
 
     def __init__(self) -> None:
         #: labelled children by (metric, label values); label values come from bounded sets
@@ -118,6 +131,13 @@ class PrometheusMetrics:
             "RPC calls waiting for a slot (--rpc-concurrency).",
             registry=registry,
         )
+        self.rpc_waiting = Gauge(
+            "ocppcable_rpc_waiting",
+            "RPC calls waiting at the gate, by priority: connected (the calls of started "
+            "sessions) or new (Connects, which wait behind them).",
+            ["priority"],
+            registry=registry,
+        )
         self.broadcasts = Counter(
             "ocppcable_broadcasts",
             "Broadcast bodies received, by adapter and outcome (delivered/dropped).",
@@ -145,6 +165,22 @@ class PrometheusMetrics:
             "Disconnect RPCs waiting to be made.",
             registry=registry,
         )
+        self.api_calls = Counter(
+            "ocppcable_api_calls",
+            "Calls answered by the call API, one per station, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "ocppcable_api_queue_depth",
+            "Commands queued for offline stations.",
+            registry=registry,
+        )
+        self.queue_expirations = Counter(
+            "ocppcable_api_queue_expired",
+            "Queued commands that expired before their station connected.",
+            registry=registry,
+        )
 
     def watch(self, hub: Any, rpc: Any, disconnects: Any) -> None:
         """Read levels from their owners at scrape time."""
@@ -153,7 +189,13 @@ class PrometheusMetrics:
         if policy is not None:
             self.rpc_in_flight.set_function(lambda: policy.in_flight)
             self.rpc_pending.set_function(lambda: policy.pending)
+            for kind, name in enumerate(policy.CLASSES):
+                self.rpc_waiting.labels(name).set_function(partial(policy.waiting, kind))
         self.disconnect_queue.set_function(disconnects.__len__)
+
+    def watch_queue(self, depth: Any) -> None:
+        """``depth()`` is the number of queued commands."""
+        self.queue_depth.set_function(depth)
 
     def watch_redis(self, adapter: str, broadcaster: Any) -> None:
         self.redis_connected.labels(adapter).set_function(lambda: int(broadcaster.connected))
@@ -190,6 +232,12 @@ class PrometheusMetrics:
         self._child(self.broadcasts, adapter, outcome).inc()
         if stations:
             self.broadcast_deliveries.inc(stations)
+
+    def api_call(self, outcome: str) -> None:
+        self._child(self.api_calls, outcome).inc()
+
+    def queue_expired(self, count: int) -> None:
+        self.queue_expirations.inc(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -374,6 +374,13 @@ class Options(usage.Options):
             "authentication).",
         ],
         [
+            "api-key",
+            None,
+            None,
+            "Bearer key the call API (/_ocpp on the main port) requires (default: derived from "
+            "--secret; without one the API is off, except in demo mode).",
+        ],
+        [
             "http-broadcast-port",
             None,
             8090,
@@ -548,6 +555,9 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     "--http-broadcast-path must not overlap --ocpp-path or /health"
                 )
+        for name in ("ocpp-path", "http-broadcast-path"):
+            if self[name].strip("/").split("/")[0] == "_ocpp":
+                raise usage.UsageError(f"--{name} must not be under /_ocpp (the call API)")
         self["listen"] = self["listen"] or [tcp_endpoint(self["port"], self["host"])]
 
     def _url_path(self, name: str, example: str) -> str:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_phase -*-
 """The phases of a station session and every transition between them, in one place.
 
 A session goes through the AnyCable connection in order: the first CALL starts the Connect RPC,

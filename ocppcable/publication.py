@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_publication -*-
 """AnyCable publications: ``{"stream","data","meta"}``, batches of them, and remote commands.
 
 Every broadcast adapter and the cluster relay read broadcast bodies here, and the pub/sub

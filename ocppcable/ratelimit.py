@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_ratelimit -*-
 """A token bucket: how the gateway bounds a rate (a station's frames, Disconnect RPCs)."""
 
 from __future__ import annotations

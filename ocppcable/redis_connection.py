@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_redis_connection -*-
 """The Redis connection code every Redis user of the gateway shares.
 
 A :class:`RedisLink` is the gateway's way to the Redis of ``--redis-url``: the endpoint and

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_reuseport -*-
 """A listening port shared by several gateway processes (``SO_REUSEPORT``) as an endpoint type.
 
 ``reuseport:8080:interface=0.0.0.0:backlog=1024`` listens like Twisted's ``tcp:`` endpoint (the

@@ -16,6 +16,8 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from ocppcable import keys
+from ocppcable.api.resource import API_PATH
+from ocppcable.api.wiring import api_enabled, make_call_api
 from ocppcable.broadcast.http import HTTPBroadcaster
 from ocppcable.broadcast.interface import Dispatch
 from ocppcable.broadcast.redis import RedisBroadcaster
@@ -34,7 +36,7 @@ from ocppcable.reuseport import shares_port
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
-from ocppcable.web import MetricsResource, build_metrics_site, build_site
+from ocppcable.web import MetricsResource, build_metrics_site, build_site, mount
 from ocppcable.websocket import StationFactory
 
 log = Logger()
@@ -195,10 +197,12 @@ class Gateway(MultiService):
 
     @inlineCallbacks
     def stopService(self) -> Any:
-        """SPEC §8: refuse new stations (``/health`` 503), stop the connected ones spread over
-        half of ``--shutdown-timeout`` (each refuses new CALLs, and closes with 1001 once the
-        CALLs in flight are answered: within three quarters of the timeout), make every
-        Disconnect RPC, then stop the listeners, broadcasters and RPC client."""
+        """The graceful stop (docs/operations.md, "Health, shutdown, restarts"): refuse new
+        stations (``/health`` 503), leave a port shared with other instances first, stop the
+        connected stations spread over half of ``--shutdown-timeout`` (each refuses new CALLs,
+        and closes with 1001 once the CALLs in flight are answered: within three quarters of the
+        timeout), make every Disconnect RPC, then stop the listeners, broadcasters and RPC
+        client."""
         deadline = self.reactor.seconds() + self.shutdown_timeout
         self.stations.draining = True
         # a port shared with other instances (reuseport:) closes first: the kernel then hands
@@ -280,6 +284,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
+        report_start=api_enabled(config),
     )
     catalogs = {version: CATALOGS[version] for version in config["ocpp-versions"]}
     validators = (
@@ -315,6 +320,15 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         publisher = RedisPublisher(reactor, redis)
         publisher.setServiceParent(gateway)
     on_main_site: dict[str, Resource] = {}
+    api = None
+    if api_enabled(config):
+        calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
+        stations.tracker = calls
+        hub.undelivered = calls.undelivered
+        calls.setServiceParent(gateway)
+        if api.keyed:
+            on_main_site[API_PATH] = api
+            calls.description = f"{API_PATH} on the main port (bearer key)"
     for adapter in adapters:
         broadcaster: HTTPBroadcaster | RedisBroadcaster | RedisXBroadcaster
         if adapter == "http":
@@ -328,6 +342,12 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
                 broadcaster.description += f", {relay.description}"
             if broadcaster.key is not None:
                 on_main_site[broadcaster.path] = broadcaster.resource
+            elif api is not None and not api.keyed:  # demo mode: beside the broadcaster
+                for listener in broadcaster:
+                    mount(listener.factory.resource, API_PATH, api)
+                    calls.description = f"{API_PATH} on {listener.description} (no auth)"
+                broadcaster.description += f"; the call API under {API_PATH} (no auth)"
+                api = None
         elif adapter == "redisx":
             broadcaster = RedisXBroadcaster(
                 reactor,
@@ -343,6 +363,8 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             metrics.watch_redis(adapter, broadcaster)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
+    if api is not None and not api.keyed:
+        log.warn("the call API is off: it has no key (--api-key) and no keyless HTTP broadcaster")
     if publisher is not None:
         ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
     if config["metrics-path"] and not config["metrics-listen"]:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_session, tests.test_session_features -*-
 """One station's session as a sans-I/O state machine.
 
 A :class:`Session` is fed events (a text frame arrived, an RPC answered or failed, a timer fired,
@@ -26,6 +27,7 @@ from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
 from ocppcable.cable import Status
+from ocppcable.commands import CommandEnded, Ending, RemoteCommand, ttl_of
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp import framing
@@ -84,7 +86,23 @@ class LeaveStream:
     stream: str
 
 
-Effect = Send | Close | RPC | StartTimer | CancelTimer | JoinStream | LeaveStream
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The session is active and its first CALL answered: commands queued for the station
+    while it was offline may come now."""
+
+
+Effect = (
+    Send
+    | Close
+    | RPC
+    | StartTimer
+    | CancelTimer
+    | JoinStream
+    | LeaveStream
+    | Started
+    | CommandEnded
+)
 
 IDLE_TIMER = "idle"
 COMMAND_TIMER = "command"
@@ -103,6 +121,8 @@ class SessionSettings:
     #: bytes of a frame at most, either way (``--max-message-size``): a longer remote command
     #: is refused before it is queued
     max_frame: int = 64 * 1024
+    #: give the :class:`Started` effect (the call API delivers queued commands on it)
+    report_start: bool = False
     #: frames per second a station may send on average (0: unlimited), and the burst above it
     rate_limit: float = 20.0
     rate_burst: float = 50.0
@@ -120,17 +140,6 @@ class _InboundCall:
     unconfirmed: bool = False
     #: the backend sent Defer: it will answer by broadcast, the default reply waits
     deferred: bool = False
-
-
-@dataclass(slots=True)
-class _OutboundCall:
-    """A remote command for the station."""
-
-    unique_id: str
-    action: str
-    payload: Any
-    #: the CALL frame sent to the station
-    text: str = ""
 
 
 class Purpose(Enum):
@@ -211,10 +220,11 @@ class Session:
     _inbox: deque[_InboundCall] = field(default_factory=deque)
     _current: _InboundCall | None = None
     _waiting: dict[str, _InboundCall] = field(default_factory=dict)
-    _outbox: deque[_OutboundCall] = field(default_factory=deque)
-    _outstanding: _OutboundCall | None = None
+    _outbox: deque[RemoteCommand] = field(default_factory=deque)
+    _outstanding: RemoteCommand | None = None
     _rpcs: dict[int, _Pending] = field(default_factory=dict)
     _last_token: int = 0
+    _started: bool = False  # the Started effect was given
 
     # --- phase -------------------------------------------------------------------------------
 
@@ -330,6 +340,19 @@ class Session:
             return []
         return self._backend_message(message) + self._send_next_command()
 
+    def command(self, command: RemoteCommand) -> list[Effect]:
+        """A remote command from the call API: like one from a broadcast, and when it has a
+        token, how it ended comes back as a :class:`CommandEnded` effect."""
+        if self.closed:
+            return [CommandEnded(command, Ending.UNSENT)] if command.tracked else []
+        return self._take_command(command) + self._send_next_command()
+
+    def command_expired(self, command: RemoteCommand) -> list[Effect]:
+        """A command queued for the station expired before it could be sent: the backend
+        hears of it as an ``#error`` ``Expired``."""
+        description = "expired before the station connected"
+        return self._report_error(command, "Expired", description, {})
+
     def remote_disconnect(self) -> list[Effect]:
         return [] if self.closed else [Close(1000, "disconnected by backend")]
 
@@ -357,14 +380,20 @@ class Session:
             return []
         effects: list[Effect] = [LeaveStream(stream) for stream in self.streams]
         self.streams.clear()
-        unsent = ([self._outstanding] if self._outstanding else []) + list(self._outbox)
+        sent = [self._outstanding] if self._outstanding else []
+        unsent = list(self._outbox)
         self._outstanding = None
         self._outbox.clear()
-        for command in unsent:
+        for command in sent + unsent:
             self._command_ended(command, "disconnected")
-            effects += self._report_error(
-                command, "Disconnected", "station disconnected before replying", {}
-            )
+            ending = Ending.LOST if command in sent else Ending.UNSENT
+            if ending is Ending.UNSENT and command.ttl > 0:
+                # not ended: it waits for the station's next session
+                effects.append(CommandEnded(command, ending))
+                continue
+            description = "station disconnected before replying"
+            effects += self._report_error(command, "Disconnected", description, {})
+            effects += self._ended(command, ending, None, "Disconnected", description)
         # a Connect or subscribe in flight decides what the backend must be told: the
         # Disconnect waits for its answer
         in_flight = any(p.purpose in _OPENING for p in self._rpcs.values())
@@ -487,7 +516,11 @@ class Session:
 
     def _finish(self) -> list[Effect]:
         self._current = None
-        return self._pump()
+        effects: list[Effect] = []
+        if self.settings.report_start and not self._started and self.phase is Phase.ACTIVE:
+            self._started = True
+            effects.append(Started())
+        return effects + self._pump()
 
     def _advance(self, call: _InboundCall) -> list[Effect]:
         """The next RPC for ``call``: Connect, then subscribe, then the action itself."""
@@ -667,7 +700,8 @@ class Session:
         command = message.get("command")
         unique_id = message.get("id")
         if command not in ("Ack", "Error", "Defer"):
-            return self._backend_command(str(command), unique_id, message.get("payload"))
+            ttl = ttl_of(message)
+            return self._backend_command(str(command), unique_id, message.get("payload"), ttl)
         call = self._waiting.get(unique_id) if isinstance(unique_id, str) else None
         if call is None:
             self._log.info(
@@ -721,10 +755,17 @@ class Session:
             code,
         )
 
-    def _backend_command(self, action: str, unique_id: Any, payload: Any) -> list[Effect]:
+    def _backend_command(
+        self, action: str, unique_id: Any, payload: Any, ttl: float = 0.0
+    ) -> list[Effect]:
         if not isinstance(unique_id, str) or not 0 < len(unique_id) <= framing.MAX_UNIQUE_ID:
             unique_id = str(uuid.uuid4())
-        command = _OutboundCall(unique_id, action, {} if payload is None else payload)
+        payload = {} if payload is None else payload
+        return self._take_command(RemoteCommand(unique_id, action, payload, ttl=ttl))
+
+    def _take_command(self, command: RemoteCommand) -> list[Effect]:
+        """Validate ``command`` and queue it to be sent."""
+        action = command.action
         if self.validator is not None:
             try:
                 self.validator.check_command(action, command.payload)
@@ -735,10 +776,10 @@ class Session:
                     reason=e.description,
                 )
                 self._command_ended(command, "invalid")
-                return self._report_error(
-                    command, self.catalog.error_code(e.kind), e.description, {}
-                )
-        command.text = framing.encode_call(unique_id, action, command.payload)
+                code = self.catalog.error_code(e.kind)
+                effects = self._report_error(command, code, e.description, {})
+                return effects + self._ended(command, Ending.INVALID, None, code, e.description)
+        command.text = framing.encode_call(command.unique_id, action, command.payload)
         size = len(command.text.encode("utf-8"))
         if size > self.settings.max_frame:  # the station could not take it: never queued
             self._log.warn(
@@ -750,7 +791,8 @@ class Session:
             )
             self._command_ended(command, "invalid")
             description = f"command frame of {size} bytes exceeds {self.settings.max_frame}"
-            return self._report_error(command, TOO_LARGE, description, {})
+            effects = self._report_error(command, TOO_LARGE, description, {})
+            return effects + self._ended(command, Ending.INVALID, None, TOO_LARGE, description)
         return self._enqueue_command(command)
 
     def _answer(self, call: _InboundCall, text: str, error_code: str | None = None) -> list[Effect]:
@@ -783,14 +825,18 @@ class Session:
 
     # --- remote commands to the station ----------------------------------------------------------
 
-    def _enqueue_command(self, command: _OutboundCall) -> list[Effect]:
+    def _enqueue_command(self, command: RemoteCommand) -> list[Effect]:
         if len(self._outbox) >= self.settings.max_queue:
             self._log.warn(
                 "station {station_id}: command queue full, {action} dropped",
                 action=command.action,
             )
             self._command_ended(command, "dropped")
-            return self._report_error(command, "QueueOverflow", "command queue is full", {})
+            description = "command queue is full"
+            effects = self._report_error(command, "QueueOverflow", description, {})
+            return effects + self._ended(
+                command, Ending.DROPPED, None, "QueueOverflow", description
+            )
         self._outbox.append(command)
         return []
 
@@ -815,12 +861,21 @@ class Session:
         self._command_ended(command, "ok" if ok else "error")
         if ok:
             data = cable.ack_data(
-                command.unique_id, command.action, message.payload, self.settings.granular_actions
+                command.unique_id,
+                command.action,
+                message.payload,
+                self.settings.granular_actions,
+                command.source,
             )
-            effects.append(self._report(data))
+            if self.identifier is not None and self.connected:
+                effects.append(self._report(data))
+            effects += self._ended(command, Ending.RESULT, message.payload)
         else:
             effects += self._report_error(
                 command, message.code, message.description, message.details
+            )
+            effects += self._ended(
+                command, Ending.ERROR, message.details, message.code, message.description
             )
         return effects + self._send_next_command()
 
@@ -835,15 +890,30 @@ class Session:
             unique_id=command.unique_id,
         )
         self._command_ended(command, "timeout")
-        effects = self._report_error(command, "Timeout", "station did not reply in time", {})
+        description = "station did not reply in time"
+        effects = self._report_error(command, "Timeout", description, {})
+        effects += self._ended(command, Ending.TIMEOUT, None, "Timeout", description)
         return effects + self._send_next_command()
 
-    def _command_ended(self, command: _OutboundCall, result: str) -> None:
+    def _command_ended(self, command: RemoteCommand, result: str) -> None:
         known = command.action in self.catalog.command_actions
         self.metrics.call_out(command.action if known else "other", result)
 
+    @staticmethod
+    def _ended(
+        command: RemoteCommand,
+        ending: Ending,
+        payload: Any = None,
+        code: str | None = None,
+        description: str = "",
+    ) -> list[Effect]:
+        """How a tracked command ended, for whoever tracks it."""
+        if not command.tracked:
+            return []
+        return [CommandEnded(command, ending, payload, code, description)]
+
     def _report_error(
-        self, command: _OutboundCall, code: str, description: str, details: Any
+        self, command: RemoteCommand, code: str, description: str, details: Any
     ) -> list[Effect]:
         if self.identifier is None or not self.connected:
             return []
@@ -854,6 +924,7 @@ class Session:
             description,
             details,
             self.settings.granular_actions,
+            command.source,
         )
         return [self._report(data)]
 

@@ -1,7 +1,7 @@
 """Signal handling for ``twistd ocppcable``: SIGTERM/SIGINT stop gracefully and exit 0.
 
 twistd's own handlers make the process die of the signal once the reactor stops (exit status
--15). Operators and the SPEC expect a drained, clean exit instead: the first signal stops the
+-15). Operators expect a drained, clean exit instead (docs/operations.md): the first signal stops the
 reactor (every service's stopService runs and is waited for), a second one exits at once.
 """
 

@@ -1,7 +1,9 @@
 """The WebSocket transport: one Autobahn protocol per station, carrying out its session's effects.
 
-Everything OCPP- or AnyCable-specific lives in :mod:`ocppcable.session`; this module only turns
-network events into session events and session effects into network actions.
+The OCPP and AnyCable logic lives in :mod:`ocppcable.session`. This module checks the upgrade
+(station id, subprotocol, Host, client certificate) and builds the session's ``env`` from it
+(docs/contract.md, "Endpoints" and "Identifiers and env"); after that it only turns network
+events into session events and session effects into network actions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ocppcable.cable import Method
+from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
@@ -38,6 +41,7 @@ from ocppcable.session import (
     Send,
     Session,
     SessionSettings,
+    Started,
     StartTimer,
 )
 from ocppcable.tls import certificate_common_name, peer_certificate
@@ -137,6 +141,9 @@ class StationProtocol(WebSocketServerProtocol):
     session: Session | None = None
     write_paused = False
     pending_bytes = 0
+    #: epoch seconds of the opening and of the last frame received (presence shows them)
+    connected_at = 0.0
+    last_frame_at: float | None = None
     _ping_tokens = PING_BURST
     _last_ping = 0.0
     _unanswered_pings = 0
@@ -161,6 +168,24 @@ class StationProtocol(WebSocketServerProtocol):
 
     def replace(self) -> None:
         self._close(1000, "replaced")
+
+    # --- the call API (presence and routing) ------------------------------------------------------
+
+    @property
+    def protocol(self) -> str:
+        return self.session.catalog.subprotocol if self.session else ""
+
+    @property
+    def serial_number(self) -> str | None:
+        return self.session.serial if self.session else None
+
+    def command(self, command: RemoteCommand) -> None:
+        if self.session is not None:
+            self._event(self.session.command, command)
+
+    def command_expired(self, command: RemoteCommand) -> None:
+        if self.session is not None:
+            self._event(self.session.command_expired, command)
 
     def shutdown(self) -> None:
         """The gateway stops: the session refuses new CALLs and closes (1001) once the CALLs in
@@ -202,6 +227,8 @@ class StationProtocol(WebSocketServerProtocol):
     def onPing(self, payload: bytes) -> None:
         """Pongs only within :data:`PING_RATE`: a station that floods pings and never reads
         made us queue pongs without bound (they count against the write budget as well)."""
+        if self.state != self.STATE_OPEN:
+            return  # closing: nothing more is answered
         now = self.factory.reactor.seconds()
         tokens = min(PING_BURST, self._ping_tokens + (now - self._last_ping) * PING_RATE)
         self._last_ping = now
@@ -312,6 +339,7 @@ class StationProtocol(WebSocketServerProtocol):
         # behind WebSocketResource the HTTP channel is still the transport's producer
         self.transport.unregisterProducer()
         self.transport.registerProducer(_WriteWatch(self), True)
+        self.connected_at = self.factory.reactor.seconds()
         self.factory.hub.register(self)
         self._event(self.session.opened)
 
@@ -322,6 +350,7 @@ class StationProtocol(WebSocketServerProtocol):
             )
             self._close(1003, "binary frames are not OCPP")
             return
+        self.last_frame_at = self.factory.reactor.seconds()
         self._event(self.session.frame_received, payload.decode("utf-8"))
 
     def connectionLost(self, reason: Any) -> None:
@@ -344,6 +373,8 @@ class StationProtocol(WebSocketServerProtocol):
                 by=by,
             )
             self.factory.hub.unregister(self)
+            if self.factory.tracker is not None and self.session.streams:
+                self.factory.tracker.gone(self.station_id, sorted(self.session.streams))
             for timer in self._timers.values():
                 if timer.active():
                     timer.cancel()
@@ -410,6 +441,12 @@ class StationProtocol(WebSocketServerProtocol):
             self.factory.hub.leave(effect.stream, self)
         elif kind is Close:
             self._close(effect.code, effect.reason)
+        elif kind is CommandEnded:
+            if self.factory.tracker is not None:
+                self.factory.tracker.ended(self.station_id, effect)
+        elif kind is Started:
+            if self.factory.tracker is not None:
+                self.factory.tracker.started(self.station_id)
 
     def _send(self, data: bytes) -> None:
         if self.state == self.STATE_OPEN:
@@ -500,6 +537,8 @@ class StationFactory(WebSocketServerFactory):
         self.connections_closed = 0
         self.hub = hub
         self.rpc = rpc
+        #: told of tracked commands' ends and of session starts (the call API), when set
+        self.tracker: ICallTracker | None = None
         self.catalogs = dict(catalogs)
         self.validators = dict(validators)
         self.settings = settings

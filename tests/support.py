@@ -399,10 +399,17 @@ CHARGING_ACTIONS = [
 class StationConnection:
     """A station connected to the gateway with its message loop running."""
 
-    def __init__(self, url: str, station_id: str, subprotocols: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        url: str,
+        station_id: str,
+        subprotocols: tuple[str, ...],
+        station_class: type[Station] = Station,
+    ) -> None:
         self.url = url
         self.station_id = station_id
         self.subprotocols = subprotocols
+        self.station_class = station_class
         self.ws: Any = None
         self.station: Station | None = None
         self._loop: asyncio.Task[Any] | None = None
@@ -411,7 +418,7 @@ class StationConnection:
         self.ws = await websockets.connect(
             self.url, subprotocols=list(self.subprotocols), open_timeout=TIMEOUT
         )
-        self.station = Station(self.station_id, self.ws)
+        self.station = self.station_class(self.station_id, self.ws)
         self._loop = asyncio.ensure_future(self._serve())
         return self.station
 
@@ -429,9 +436,12 @@ class StationConnection:
 
 
 async def open_station(
-    url: str, station_id: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)
+    url: str,
+    station_id: str,
+    subprotocols: tuple[str, ...] = ("ocpp1.6",),
+    station_class: type[Station] = Station,
 ) -> StationConnection:
-    connection = StationConnection(url, station_id, subprotocols)
+    connection = StationConnection(url, station_id, subprotocols, station_class)
     await connection.open()
     return connection
 

@@ -38,3 +38,31 @@ def test_smoke_profile_reports_every_figure(tmp_path):
         assert key in figures, key
     for line in ("1 idle memory", "2 CPU/CALL", "3 latency", "4 fan-out", "5 boot storm", "6 CPU"):
         assert line in run.stdout
+
+
+@pytest.mark.bench
+def test_isolation_figure_runs(tmp_path):
+    """Figure 7 (``python -m bench.isolation``) at tiny counts: both windows are measured."""
+    out = tmp_path / "isolation.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.isolation",
+            "--healthy=4",
+            "--slow=3",
+            "--slow-seconds=1",
+            "--rate=20",
+            "--window=1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    for window in ("alone", "beside_slow"):
+        assert figures[window]["answered"] > 0, figures

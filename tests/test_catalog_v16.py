@@ -18,7 +18,8 @@ CATALOG = v16.CATALOG
 NOW = "2026-01-01T00:00:00.000Z"
 INTERVAL = 30
 
-#: 1.6 station actions whose response carries a decision only the backend can make (SPEC §3)
+#: 1.6 station actions whose response carries a decision only the backend can make
+#: (docs/channel-contract.md, "Answering a CALL")
 BACKEND_DECIDES = {"Authorize", "StartTransaction", "SignCertificate"}
 
 
@@ -145,7 +146,8 @@ def test_default_replies_are_fresh_objects() -> None:
 
 
 def test_compat_accepted_reply_is_invalid_for_most_actions() -> None:
-    """Why defaults exist (SPEC §3): ``{"status":"Accepted"}`` breaks strict stations."""
+    """Why defaults exist (docs/channel-contract.md, "Answering a CALL"):
+    ``{"status":"Accepted"}`` breaks strict stations."""
     invalid = {a for a in STATION_ACTIONS if not is_valid(f"{a}Response", {"status": "Accepted"})}
     assert invalid >= set(STATION_ACTIONS) - {"DataTransfer", "SignCertificate"}
 

@@ -21,7 +21,8 @@ INTERVAL = 30
 
 CATALOGS: dict[str, Catalog] = {c.subprotocol: c for c in (v201.CATALOG, v21.CATALOG)}
 
-#: station actions whose response carries a decision only the backend can make (SPEC §3)
+#: station actions whose response carries a decision only the backend can make
+#: (docs/channel-contract.md, "Answering a CALL")
 _BACKEND_DECIDES_201 = frozenset(
     {
         "Authorize",

@@ -1,4 +1,5 @@
-"""A station reconnecting to another node replaces its old connection there (SPEC §2.5)."""
+"""A station reconnecting to another node replaces its old connection there (docs/contract.md,
+"Replacement")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input over real sockets (SPEC §7): refused precisely, never crashing or hurting others."""
+"""Bad input over real sockets (docs/contract.md, "Bad input"): refused precisely, never crashing or hurting others."""
 
 from __future__ import annotations
 

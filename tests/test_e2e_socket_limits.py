@@ -4,14 +4,26 @@ ping floods, peers that never read, slow handshakes, oversized request bodies.""
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
+import signal
 import socket
 import struct
 import time
 
 import pytest_twisted
+from twisted.internet.task import deferLater
 
-from tests.support import TIMEOUT, aio, raw_socket, upgrade_request, wait_for
+from tests.support import (
+    TIMEOUT,
+    aio,
+    free_port,
+    raw_socket,
+    twistd,
+    upgrade_request,
+    wait_for,
+)
+from tests.test_twistd import _wait_listening
 
 PING = 0x9
 PONG = 0xA
@@ -276,3 +288,54 @@ async def test_a_chunked_body_is_refused_once_it_exceeds_the_limit(start_gateway
         assert over.startswith(b"HTTP/1.1 413 ")
 
     await aio(scenario())
+
+
+def _low_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+
+@pytest_twisted.ensureDeferred
+async def test_slowloris_under_a_low_fd_limit_keeps_stations_out_for_the_deadline_only(reactor):
+    """Issue 12 item 6 as reported, scaled down: more trickling sockets than the process has
+    file descriptors. The ones beyond its budget (256 less the 100 kept free) are closed on
+    accept, no accept fails for want of descriptors, and a station gets in once the handshake
+    deadline has closed the rest."""
+    port = free_port()
+    process = twistd(
+        f"--port={port}",
+        "--host=127.0.0.1",
+        "--rpc-host=demo",
+        "--http-broadcast-port=0",
+        "--handshake-timeout=2",
+        preexec_fn=_low_fd_limit,
+    )
+    try:
+        await _wait_listening(process, reactor)
+
+        async def attack() -> int:
+            held = []
+            for _ in range(300):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /ocpp/CP-LORIS HTTP/1.1\r\nHo")
+                held.append((reader, writer))
+            closed = await asyncio.gather(*(_eof_within(r, TIMEOUT) for r, _ in held))
+            for _, writer in held:
+                writer.close()
+            return sum(closed)
+
+        assert await aio(attack()) == 300  # on accept, or at the deadline
+        ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-REAL"))
+        boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+        await aio(ws.send(json.dumps(boot)))
+        assert json.loads(await aio(ws.recv()))[:2] == [3, "1"]
+        await aio(ws.close())
+        process.send_signal(signal.SIGTERM)
+        output = (await deferLater(reactor, 0, process.communicate, None, TIMEOUT))[0]
+        assert process.returncode == 0
+        assert "refusing new connections: too many open connections" in output
+        assert "Too many open files" not in output and "EMFILE" not in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

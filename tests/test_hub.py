@@ -249,7 +249,7 @@ def test_dispatch_raises_for_a_body_that_is_not_a_publication(body: str) -> None
 
 
 def test_dispatch_skips_bad_items_of_a_batch(warnings: list[str]) -> None:
-    """One bad item must not cost the other stations their messages (SPEC §7)."""
+    """One bad item must not cost the other stations their messages (docs/contract.md, "Bad input")."""
     hub = Hub()
     a, b = FakeStation("A"), FakeStation("B")
     hub.join("s1", a)

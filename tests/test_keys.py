@@ -1,4 +1,6 @@
-"""Bearer keys derived from --secret (vectors: anycable-contracts.md §8)."""
+"""Bearer keys derived from --secret as AnyCable does (docs/operations.md, "Deploying from
+``etc/``"); the vectors: ``printf %s rpc-cable | openssl dgst -sha256 -hmac secret``, and the
+same for ``broadcast-cable``."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ V16_NAMES = {
 @pytest.mark.parametrize(
     ("action", "expected"),
     [
-        # the SPEC §3 examples
+        # the examples of docs/contract.md, "Station CALLs"
         ("BootNotification", "boot_notification"),
         ("MeterValues", "meter_values"),
         ("SignCertificate", "sign_certificate"),

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from ocppcable.metrics import NoMetrics
 from ocppcable.protos.rpc_pb2 import FAILURE, SUCCESS, CommandResponse
 from ocppcable.rpc.interface import RPCUnavailable
-from ocppcable.rpc.policy import CallPolicy, NotSent
+from ocppcable.rpc.policy import CONNECTED, NEW, CallPolicy, NotSent, reserved_slots
 
 
 class Transient(Exception):
@@ -320,3 +320,86 @@ def test_a_failure_that_may_have_reached_the_backend_is_not_retried(clock) -> No
     d = policy.run("command", "A", attempts, describe)
     attempts.pending[0].errback(Transient())  # not NotSent: it may have been processed
     assert unavailable(d) == "described Transient()" and len(attempts.budgets) == 1
+
+
+def test_a_slow_station_s_next_calls_need_no_slot_until_one_is_quick(clock) -> None:
+    policy = CallPolicy(clock, 1, 60.0, slow_after=1.0)
+    calls = Named()
+    policy.run("command", "slow", calls("s1"), describe)
+    clock.advance(2.0)
+    calls.answer("s1")  # answered, but late: the station is slow
+    policy.run("command", "healthy", calls("h1"), describe)  # takes the one slot
+    policy.run("command", "slow", calls("s2"), describe)  # goes in beside it, in no slot
+    assert calls.admitted == ["s1", "h1", "s2"] and (policy.in_flight, policy.slow) == (2, 1)
+    calls.answer("s2")  # quick this time: the station needs a slot again
+    policy.run("command", "slow", calls("s3"), describe)
+    assert calls.admitted[-1] == "s2" and policy.pending == 1
+    calls.answer("h1")
+    assert calls.admitted[-1] == "s3"
+
+
+# --- priority: connected sessions before new ones (issue 16 item 2) ----------------------------
+
+
+def test_connected_sessions_calls_go_ahead_of_new_sessions_connects(clock) -> None:
+    policy = CallPolicy(clock, 1, 60.0, slow_after=NEVER)
+    calls = Named()
+    policy.run("command", "busy", calls("busy"), describe)
+    for i in range(3):
+        policy.run("connect", f"new-{i}", calls(f"connect-{i}"), describe)
+    policy.run("command", "booted", calls("command"), describe)
+    policy.run("disconnect", "gone", calls("disconnect"), describe)
+    assert (policy.waiting(CONNECTED), policy.waiting(NEW)) == (2, 3)
+    for name in ("busy", "command", "disconnect", "connect-0", "connect-1"):
+        calls.answer(name)
+    assert calls.admitted == [
+        "busy", "command", "disconnect", "connect-0", "connect-1", "connect-2"
+    ]  # fmt: skip
+    assert (policy.waiting(CONNECTED), policy.waiting(NEW)) == (0, 0)
+
+
+def test_a_connect_never_takes_the_reserved_slots(clock) -> None:
+    policy = CallPolicy(clock, 8, 60.0, slow_after=NEVER)
+    assert policy.reserved == reserved_slots(8) == 1
+    calls = Named()
+    for i in range(10):
+        policy.run("connect", f"new-{i}", calls(f"connect-{i}"), describe)
+    assert len(calls.admitted) == 7 and policy.waiting(NEW) == 3
+    policy.run("command", "booted", calls("command"), describe)
+    assert calls.admitted[-1] == "command" and policy.in_flight == 8  # at once
+
+
+def test_connects_that_hang_leave_a_slot_to_connected_sessions(clock) -> None:
+    """A backend whose Connects hang: they become slow and are bounded like any slow call,
+    and the reserved slot keeps serving the stations already connected."""
+    policy = CallPolicy(clock, 2, 60.0, slow_after=1.0)  # 1 reserved, at most 6 slow calls
+    calls = Named()
+    for i in range(20):
+        policy.run("connect", f"new-{i}", calls(f"connect-{i}"), describe)
+    for _ in range(10):
+        clock.advance(1.0)
+    assert len(calls.admitted) == 7 and policy.slow == 6  # six slow, one in its slot
+    for i in range(3):
+        policy.run("command", "booted", calls(f"command-{i}"), describe)
+        assert calls.admitted[-1] == f"command-{i}"
+        calls.answer(f"command-{i}")
+
+
+def test_reserved_slots_by_concurrency() -> None:
+    assert [reserved_slots(n) for n in (1, 2, 8, 16, 28, 100)] == [0, 1, 1, 2, 3, 12]
+
+
+def test_a_station_changes_class_when_its_waiting_connect_leaves(clock) -> None:
+    policy = CallPolicy(clock, 1, 60.0, slow_after=NEVER)
+    calls = Named()
+    policy.run("command", "busy", calls("busy"), describe)
+    policy.run("connect", "new", calls("new"), describe)
+    connect = policy.run("connect", "A", calls("connect"), describe)
+    policy.run("command", "A", calls("a"), describe)
+    assert (policy.waiting(CONNECTED), policy.waiting(NEW)) == (1, 2)
+    connect.cancel()  # abandoned while waiting: A's next call is a connected session's
+    assert unavailable(connect) == "described CancelledError()"
+    assert (policy.waiting(CONNECTED), policy.waiting(NEW)) == (1, 1)
+    calls.answer("busy")
+    calls.answer("a")
+    assert calls.admitted == ["busy", "a", "new"]

@@ -378,7 +378,8 @@ def test_control_transmissions_never_reach_the_station(control: str) -> None:
     ["not json", "[]", '{"identifier":"x","message":"text"}', '{"identifier":"x","message":{}}'],
 )
 def test_malformed_transmission_is_an_internal_error(malformed: str) -> None:
-    """SPEC §7: logged, and the station gets InternalError for its CALL, not a default reply."""
+    """Bad input (docs/contract.md, "Bad input"): logged, and the station gets InternalError for its CALL,
+    not a default reply."""
     session = make()
     rpc = start(session, "1", "StatusNotification", {})
     effects = session.rpc_succeeded(rpc.token, ok(transmissions=[malformed]))

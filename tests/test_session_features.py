@@ -180,10 +180,10 @@ def test_201_only_knows_its_own_frames():
     assert json.loads(reply.text)[:3] == [4, "s", "MessageTypeNotSupported"]
 
 
-# --- SPEC §7, row by row (the transport-level rows — binary and oversized frames — are
+# --- docs/contract.md, "Bad input", row by row (the transport-level rows — binary and oversized frames — are
 # --- end-to-end tests in test_e2e_hostile.py; malformed broadcasts are the hub's, test_hub.py)
 
-SPEC_7 = [
+BAD_INPUT = [
     ("not JSON", ["{nope"], [4, "-1", "FormationViolation"]),
     ("not an array", ['{"a":1}'], [4, "-1", "FormationViolation"]),
     ("wrong arity", ['[2,"w","Heartbeat"]'], [4, "w", "FormationViolation"]),
@@ -213,8 +213,8 @@ SPEC_7 = [
 ]
 
 
-@pytest.mark.parametrize(("row", "frames", "expected"), SPEC_7, ids=[r[0] for r in SPEC_7])
-def test_spec_7_bad_input(row, frames, expected):
+@pytest.mark.parametrize(("row", "frames", "expected"), BAD_INPUT, ids=[r[0] for r in BAD_INPUT])
+def test_bad_input(row, frames, expected):
     session = make()
     session.validator = validator_for(session.catalog)
     effects = []
@@ -228,14 +228,14 @@ def test_spec_7_bad_input(row, frames, expected):
         assert replies[-1][:3] == expected
 
 
-def test_spec_7_three_malformed_frames_in_a_row_close():
+def test_three_malformed_frames_in_a_row_close():
     session = make()
     effects = [session.frame_received("[") for _ in range(3)]
     assert Close(1002, "too many malformed frames") in effects[-1]
     assert not any(isinstance(e, Close) for e in effects[0] + effects[1])
 
 
-def test_spec_7_duplicate_unique_id_in_flight():
+def test_duplicate_unique_id_in_flight():
     session = established()
     only_rpc(session.frame_received(call("d", "DataTransfer", {"vendorId": "v"})))
     assert sent(session.frame_received(call("d", "DataTransfer", {"vendorId": "v"}))) == [
@@ -243,7 +243,7 @@ def test_spec_7_duplicate_unique_id_in_flight():
     ]
 
 
-def test_spec_7_malformed_backend_response():
+def test_malformed_backend_response():
     session = established()
     message = only_rpc(session.frame_received(call("m", "DataTransfer", {"vendorId": "v"})))
     response = CommandReply(status=Status.SUCCESS, transmissions=["[not json"])

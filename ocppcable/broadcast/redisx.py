@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_redisx -*-
 """The ``redisx`` broadcaster: a Redis stream read by a consumer group, fanned out to the nodes
 through Redis pub/sub (AnyCable's ``redisx`` adapter and its pub/sub layer).
 

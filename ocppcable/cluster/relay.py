@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cluster_relay -*-
 """HTTP broadcasts for the whole cluster.
 
 A backend POSTs a broadcast to whichever node its load balancer picks, while the station it is

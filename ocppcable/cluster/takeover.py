@@ -1,4 +1,5 @@
-"""Station takeover across the cluster (SPEC §2.5).
+# -*- test-case-name: tests.test_cluster_takeover -*-
+"""Station takeover across the cluster (docs/contract.md, "Replacement").
 
 A station that reconnects lands on whichever node the load balancer picks; its old connection
 may still be open on another node (the station saw the network drop, the node did not yet). When

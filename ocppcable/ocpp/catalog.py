@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_catalog_v16, tests.test_catalog_v2 -*-
 """What the gateway knows about one OCPP version: actions, default replies, error codes."""
 
 from __future__ import annotations

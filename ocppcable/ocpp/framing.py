@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_framing -*-
 """OCPP-J frames: parse text into typed messages and serialise replies.
 
 Pure functions, no I/O. Errors are reported as :class:`FrameError` carrying a version-neutral

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_naming -*-
 """Action Cable action names for OCPP actions (Rails' ``String#underscore``)."""
 
 from __future__ import annotations

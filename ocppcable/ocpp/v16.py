@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_catalog_v16 -*-
 """OCPP 1.6J (with the 1.6 security extension)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_catalog_v2 -*-
 """OCPP 2.0.1.
 
 The module-level tables are shared with :mod:`ocppcable.ocpp.v21`, which extends them; they
@@ -13,8 +14,9 @@ from typing import Any
 from ocppcable.ocpp.catalog import Catalog, Default
 from ocppcable.ocpp.framing import ErrorKind
 
-#: Charging Station → CSMS actions and the default reply to each (SPEC §3). ``EMPTY`` is used
-#: exactly where the response schema requires no field, i.e. for the notifications.
+#: Charging Station → CSMS actions and the default reply to each (docs/channel-contract.md,
+#: "Answering a CALL"). ``EMPTY`` is used exactly where the response schema requires no field,
+#: i.e. for the notifications.
 STATION_ACTIONS: Mapping[str, Default] = MappingProxyType(
     {
         "Authorize": Default.NONE,  # idTokenInfo.status: the authorization decision

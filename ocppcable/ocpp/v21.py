@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_catalog_v2 -*-
 """OCPP 2.1: every 2.0.1 action (unchanged direction and default reply) plus the 2.1 additions.
 
 ``NotifyPeriodicEventStream`` is a SEND (message type 6): unconfirmed, with no response at all

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_session_features, tests.test_catalog_v2 -*-
 """Payload validation against the official OCPP JSON schemas (shipped by the PyPI ``ocpp``
 package), compiled once with fastjsonschema."""
 

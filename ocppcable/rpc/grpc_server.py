@@ -1,7 +1,8 @@
 """Serve an AnyCable RPC application (``connect/command/disconnect(request, meta)``) over gRPC.
 
-Used to run :mod:`ocppcable.demo` as a standalone backend (``python -m ocppcable.demo``), in tests
-and in benchmarks.
+The gateway itself never serves RPC: this is the backend side for the end-to-end tests (the
+:mod:`ocppcable.demo` channel, see ``tests/support.py``) and for the benchmark's no-op backend
+(``bench/backend.py``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ class IRPCClient(Interface):
         """``Connection#connect``."""
 
     def command(sid: str, request: CommandRequest) -> Deferred[CommandReply]:
-        """``subscribe`` / ``message`` / ``unsubscribe``."""
+        """A channel command (the gateway sends ``subscribe`` and ``message``)."""
 
     def disconnect(sid: str, request: DisconnectRequest) -> Deferred[DisconnectReply]:
         """``Connection#disconnect`` and every channel's ``unsubscribed``."""

@@ -1,11 +1,18 @@
+# -*- test-case-name: tests.test_policy -*-
 """The RPC gate, retries with backoff and a per-call budget, shared by every transport.
 
 **The gate** limits the RPCs in flight to ``concurrency``, fairly across stations: each station
 (the key a transport passes, the session id) waits in a queue of its own, the queues take turns,
 and one station has at most :data:`PER_STATION` RPCs admitted at once (its CALL being processed
 and its Disconnect). A call that has waited for its answer for :data:`SLOW_AFTER` seconds
-gives its slot back while it goes on waiting, so a backend that is slow for some stations does
-not hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
+gives its slot back while it goes on waiting, and the next calls of its station skip the slots
+(until one of them is answered in time), so a backend that is slow for some stations does not
+hold up the others; at most ``3 × concurrency`` such slow calls are in flight at once.
+
+**Priority**: the calls of sessions that have started (their Commands and Disconnects) go
+ahead of :data:`NEW_SESSION_METHODS` (the Connects of stations arriving), and a Connect never
+takes the last :func:`reserved_slots` of the gate. In a reconnect storm, the stations that are
+already served keep being served while the new ones wait their turn.
 
 **Retries** (the rule for backend authors, see ``docs/channel-contract.md``): an RPC is tried
 again only when it surely did not reach the backend's handlers, so the backend never processes
@@ -15,7 +22,7 @@ failure ends the call (the station's CALL gets InternalError).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -32,9 +39,21 @@ T = TypeVar("T")
 #: RPCs one station may have admitted through the gate at once: its CALL and its Disconnect
 PER_STATION = 2
 #: seconds after which an admitted call no longer occupies a slot of the gate
-SLOW_AFTER = 1.0
+SLOW_AFTER = 0.5
 #: slow calls in flight at most, as a multiple of the gate's concurrency
 SLOW_FACTOR = 3
+#: slow stations remembered at most, as a multiple of the slow calls in flight at most
+SLOW_MEMORY = 4
+#: the calls that start a session: they wait behind every other call at the gate
+NEW_SESSION_METHODS = frozenset({"connect"})
+#: the two classes of calls at the gate, in the order they are admitted
+CONNECTED, NEW = 0, 1
+
+
+def reserved_slots(concurrency: int) -> int:
+    """Slots of the gate a new session's call never takes: an eighth, at least one (none when
+    the gate has a single slot)."""
+    return max(1, concurrency // 8) if concurrency > 1 else 0
 
 
 class NotSent(Exception):
@@ -66,6 +85,9 @@ class CallPolicy:
     Deferreds.
     """
 
+    #: the classes' names, by class (for metrics)
+    CLASSES = ("connected", "new")
+
     def __init__(
         self,
         clock: IReactorTime,
@@ -83,14 +105,19 @@ class CallPolicy:
         self.per_station = per_station
         self.slow_after = slow_after
         self.max_slow = SLOW_FACTOR * concurrency
+        self.reserved = reserved_slots(concurrency)
         #: admitted calls that occupy a slot, oldest first
         self._young: dict[_Call, None] = {}
-        #: admitted calls older than ``slow_after``: in flight, but in no slot
+        #: admitted calls older than ``slow_after``, or of a slow station: in flight, in no slot
         self.slow = 0
+        #: stations whose last call took ``slow_after`` or more, least recent first (bounded)
+        self._slow_stations: OrderedDict[Hashable, None] = OrderedDict()
         self._stations: dict[Hashable, _Station] = {}
-        #: stations with a call waiting and room under ``per_station``, in turn order
-        self._turns: deque[_Station] = deque()
-        self._waiting = 0
+        #: stations with a call waiting and room under ``per_station``, in turn order, by the
+        #: class of their next call (:data:`CONNECTED`, :data:`NEW`)
+        self._turns: tuple[deque[_Station], deque[_Station]] = (deque(), deque())
+        #: calls waiting, by class
+        self._waiting = [0, 0]
         self._admitting = False
         self._sweep: IDelayedCall | None = None
 
@@ -108,7 +135,11 @@ class CallPolicy:
     @property
     def pending(self) -> int:
         """Calls waiting at the gate."""
-        return self._waiting
+        return self._waiting[CONNECTED] + self._waiting[NEW]
+
+    def waiting(self, kind: int) -> int:
+        """Calls of class ``kind`` (:data:`CONNECTED` or :data:`NEW`) waiting at the gate."""
+        return self._waiting[kind]
 
     def run(
         self,
@@ -123,17 +154,32 @@ class CallPolicy:
         queue = self._stations.get(station)
         if queue is None:
             queue = self._stations[station] = _Station(station)
-        call = _Call(self, queue, method, attempt, describe)
+        kind = NEW if method in NEW_SESSION_METHODS else CONNECTED
+        call = _Call(self, queue, method, kind, attempt, describe)
         queue.waiting.append(call)
-        self._waiting += 1
+        self._waiting[kind] += 1
         self._take_turn(queue)
         self._admit()
         return call.result
 
     def _take_turn(self, station: _Station) -> None:
-        if not station.queued and station.waiting and station.admitted < self.per_station:
-            station.queued = True
-            self._turns.append(station)
+        if station.queued is None and station.waiting and station.admitted < self.per_station:
+            station.queued = self._turns[station.waiting[0].kind]
+            station.queued.append(station)
+
+    def _next_turn(self) -> tuple[deque[_Station], bool] | None:
+        """The turns the next call comes from and whether it goes in without a slot (its
+        station is slow), if the gate has room for it: a started session's call first, a new
+        session's only with room beyond the reserved slots."""
+        limits = (self.concurrency, self.concurrency - self.reserved)
+        for turns, slots in zip(self._turns, limits, strict=True):
+            if not turns:
+                continue
+            if turns[0].key in self._slow_stations and self.slow < self.max_slow:
+                return turns, True  # its calls take long: they need no slot
+            if self._has_room(slots):
+                return turns, False
+        return None
 
     def _admit(self) -> None:
         """Admit waiting calls while the gate has room, one per station in turn."""
@@ -141,13 +187,18 @@ class CallPolicy:
             return
         self._admitting = True
         try:
-            while self._turns and self._has_room():
-                station = self._turns.popleft()
-                station.queued = False
+            while (turn := self._next_turn()) is not None:
+                turns, slow = turn
+                station = turns.popleft()
+                station.queued = None
                 call = station.waiting.popleft()
-                self._waiting -= 1
+                self._waiting[call.kind] -= 1
                 station.admitted += 1
-                self._young[call] = None
+                if slow:
+                    call.slow = True
+                    self.slow += 1
+                else:
+                    self._young[call] = None
                 self._take_turn(station)
                 call.admit()
         finally:
@@ -157,7 +208,11 @@ class CallPolicy:
     def _watch_slow(self) -> None:
         """While calls wait at a full gate, look again when the oldest call in a slot becomes
         slow; else no timer."""
-        waiting = self._turns and len(self._young) >= self.concurrency
+        connected, new = self._turns
+        young = len(self._young)
+        waiting = (connected and young >= self.concurrency) or (
+            new and young >= self.concurrency - self.reserved
+        )
         if waiting and self.slow < self.max_slow:
             if self._sweep is None:
                 oldest = next(iter(self._young))
@@ -167,8 +222,9 @@ class CallPolicy:
             self._sweep.cancel()
             self._sweep = None
 
-    def _has_room(self) -> bool:
-        if len(self._young) < self.concurrency:
+    def _has_room(self, slots: int) -> bool:
+        """Whether fewer than ``slots`` admitted calls occupy a slot."""
+        if len(self._young) < slots:
             return True
         # the gate is full: calls that have been slow long enough give their slots back
         limit = self.clock.seconds() - self.slow_after
@@ -179,7 +235,8 @@ class CallPolicy:
             del self._young[oldest]
             oldest.slow = True
             self.slow += 1
-            if len(self._young) < self.concurrency:
+            self._mark(oldest.station.key, slow=True)
+            if len(self._young) < slots:
                 return True
         return False
 
@@ -187,12 +244,22 @@ class CallPolicy:
         self._sweep = None
         self._admit()
 
+    def _mark(self, key: Hashable, slow: bool) -> None:
+        if slow:
+            self._slow_stations[key] = None
+            self._slow_stations.move_to_end(key)
+            if len(self._slow_stations) > SLOW_MEMORY * self.max_slow:
+                self._slow_stations.popitem(last=False)
+        else:
+            self._slow_stations.pop(key, None)
+
     def _release(self, call: _Call) -> None:
         if call.slow:
             self.slow -= 1
         else:
             del self._young[call]
         station = call.station
+        self._mark(station.key, self.clock.seconds() - call.admitted_at >= self.slow_after)
         station.admitted -= 1
         self._forget_if_idle(station)
         self._take_turn(station)
@@ -201,10 +268,14 @@ class CallPolicy:
     def _leave_queue(self, call: _Call) -> None:
         station = call.station
         station.waiting.remove(call)
-        self._waiting -= 1
-        if not station.waiting and station.queued:
-            self._turns.remove(station)
-            station.queued = False
+        self._waiting[call.kind] -= 1
+        turns = station.queued
+        if turns is not None and (
+            not station.waiting or turns is not self._turns[station.waiting[0].kind]
+        ):
+            turns.remove(station)
+            station.queued = None
+            self._take_turn(station)  # the class of its next call changed
         self._forget_if_idle(station)
         self._watch_slow()
 
@@ -222,7 +293,7 @@ class _Station:
         self.key = key
         self.waiting: deque[_Call] = deque()
         self.admitted = 0
-        self.queued = False  # in CallPolicy._turns
+        self.queued: deque[_Station] | None = None  # the turns of CallPolicy it is in
 
 
 #: status names for metrics, by number
@@ -236,6 +307,7 @@ class _Call:
         "policy",
         "station",
         "method",
+        "kind",
         "attempt",
         "describe",
         "started",
@@ -256,12 +328,14 @@ class _Call:
         policy: CallPolicy,
         station: _Station,
         method: str,
+        kind: int,
         attempt: Callable[[float], Deferred[Any]],
         describe: Callable[[BaseException], str],
     ) -> None:
         self.policy = policy
         self.station = station
         self.method = method
+        self.kind = kind  # CONNECTED or NEW
         self.attempt = attempt
         self.describe = describe
         self.started = policy.clock.seconds()
