@@ -8,7 +8,8 @@ import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from ocppcable.nats.client import NatsClient, NatsProtocol, NatsUnavailable, NatsURL, parse_servers
+from ocppcable.nats.client import NatsClient, NatsProtocol, NatsUnavailable
+from ocppcable.nats.servers import NatsURL, parse_servers
 from tests.support import NatsServer, free_port, wait_for
 
 
@@ -267,3 +268,15 @@ def test_server_urls(url, where, options):
 def test_bad_server_lists(value):
     with pytest.raises(ValueError):
         parse_servers(value)
+
+
+def test_option_checks():
+    from ocppcable.nats.servers import servers_option, subject_option
+
+    assert servers_option("nats://a,nats://b:1") == "nats://a,nats://b:1"
+    assert subject_option("__anycable__") == "__anycable__"
+    for bad in ("a b", "a.*", ""):
+        with pytest.raises(ValueError, match="not a NATS subject"):
+            subject_option(bad)
+    with pytest.raises(ValueError, match="not a nats:// URL"):
+        servers_option("redis://h")

@@ -16,9 +16,7 @@ is full, fails at once (:class:`NatsUnavailable`) and the caller logs what was m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -30,8 +28,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ocppcable import __version__
 from ocppcable.nats import wire
+from ocppcable.nats.servers import NatsURL
 
 log = Logger()
 
@@ -51,64 +49,6 @@ _NOT_FATAL = ("permissions violation", "invalid subject")
 
 class NatsUnavailable(RuntimeError):
     """A publication that was not sent: NATS is not connected, or not keeping up."""
-
-
-@dataclass(frozen=True)
-class NatsURL:
-    """One of ``--nats-servers``: ``nats://[user:password@|token@]host[:port]``."""
-
-    host: str
-    port: int
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> NatsURL:
-        """Raises ValueError naming what is wrong with ``url``."""
-        parts = urlsplit(url.strip())
-        if parts.scheme != "nats":
-            raise ValueError(f"not a nats:// URL: {url!r}")
-        if not parts.hostname:
-            raise ValueError(f"no host in {url!r}")
-        port = parts.port or 4222  # ValueError for a port that is not a number
-        user = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password is not None else None
-        if password is None:  # nats://token@host
-            return cls(parts.hostname, port, token=user)
-        return cls(parts.hostname, port, user=user, password=password)
-
-    @property
-    def where(self) -> str:
-        """The URL fit for a log line: no credentials."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"nats://{host}:{self.port}"
-
-    def connect_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "verbose": False,
-            "pedantic": False,
-            "name": "ocppcable",
-            "lang": "python-twisted",
-            "version": __version__,
-            "protocol": 1,
-            "echo": True,  # a node receives what it publishes, as Redis pub/sub does
-            "headers": False,
-        }
-        if self.token is not None:
-            options["auth_token"] = self.token
-        if self.user is not None:
-            options["user"], options["pass"] = self.user, self.password
-        return options
-
-
-def parse_servers(value: str | Sequence[str]) -> list[NatsURL]:
-    """``--nats-servers``: comma-separated ``nats://`` URLs; ValueError for a bad one."""
-    urls = value.split(",") if isinstance(value, str) else list(value)
-    servers = [NatsURL.parse(url) for url in urls if url.strip()]
-    if not servers:
-        raise ValueError("no NATS server given")
-    return servers
 
 
 @implementer(IPushProducer)
