@@ -73,6 +73,8 @@ class IAcceptsBody(Interface):
 class BoundedRequest(Request):
     """A request whose body is checked against its resource before and while it arrives."""
 
+    #: left out of the access log (a refusal counted and logged in summary elsewhere)
+    quiet = False
     _refused = False
     _max_body = 0
     _received = 0

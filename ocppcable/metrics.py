@@ -39,6 +39,9 @@ class IMetrics(Interface):
     def broadcast(adapter: str, outcome: str, stations: int) -> None:
         """A broadcast body arrived: "delivered" to ``stations`` stations, or "dropped"."""
 
+    def admission_refused() -> None:
+        """A WebSocket handshake was refused (503) by the admission limit."""
+
     def api_call(outcome: str) -> None:
         """The call API answered a call for one station with ``outcome``."""
 
@@ -66,6 +69,9 @@ class NoMetrics:
         pass
 
     def broadcast(self, adapter: str, outcome: str, stations: int) -> None:
+        pass
+
+    def admission_refused(self) -> None:
         pass
 
     def api_call(self, outcome: str) -> None:
@@ -160,6 +166,11 @@ class PrometheusMetrics:
             "1 while the NATS connection is up (the nats adapter and cluster transport).",
             registry=registry,
         )
+        self.admissions_refused = Counter(
+            "ocppcable_admission_refused",
+            "WebSocket handshakes answered 503 by the admission limit (--admission-rate).",
+            registry=registry,
+        )
         self.disconnect_queue = Gauge(
             "ocppcable_disconnect_queue_size",
             "Disconnect RPCs waiting to be made.",
@@ -238,6 +249,9 @@ class PrometheusMetrics:
 
     def queue_expired(self, count: int) -> None:
         self.queue_expirations.inc(count)
+
+    def admission_refused(self) -> None:
+        self.admissions_refused.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -339,6 +339,21 @@ class Options(usage.Options):
             positive_int,
         ],
         [
+            "admission-rate",
+            None,
+            500.0,
+            "New WebSocket handshakes per second this process takes on average; more are "
+            "answered 503 with Retry-After (0: no limit).",
+            non_negative_rate,
+        ],
+        [
+            "admission-burst",
+            None,
+            None,
+            "Handshakes taken at once above --admission-rate [default: twice the rate]",
+            positive_int,
+        ],
+        [
             "max-message-size",
             None,
             65536,

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from ocppcable import keys
+from ocppcable.admission import Admission
 from ocppcable.api.resource import API_PATH
 from ocppcable.api.wiring import api_enabled, make_call_api
 from ocppcable.broadcast.http import HTTPBroadcaster
@@ -266,6 +267,14 @@ def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTP
     return broadcaster
 
 
+def make_admission(config: Any, reactor: Any) -> Admission | None:
+    rate = config["admission-rate"]
+    if not rate:
+        return None
+    burst = config["admission-burst"] or max(1.0, 2 * rate)
+    return Admission(rate, burst, reactor.seconds)
+
+
 def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
@@ -306,6 +315,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         handshake_timeout=config["handshake-timeout"],
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
+        admission=make_admission(config, reactor),
     )
     gateway = Gateway(reactor, hub, client, rpc, stations, metrics, config["shutdown-timeout"])
     metrics.watch(hub=hub, rpc=client, disconnects=rpc)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from ocppcable.http_limits import LimitedSite, SiteLimits
+from ocppcable.http_limits import BoundedRequest, LimitedSite, SiteLimits
 from ocppcable.metrics import CONTENT_TYPE, PrometheusMetrics
 from ocppcable.websocket import StationFactory
 
@@ -34,6 +35,29 @@ class Health(Resource):
     render_HEAD = render_GET
 
 
+class StationEndpoint(WebSocketResource):
+    """The stations' WebSocket endpoint: a handshake over the admission limit
+    (:mod:`ocppcable.admission`) is answered 503 with ``Retry-After`` before anything else is
+    done for it; the others are upgraded."""
+
+    def __init__(self, stations: StationFactory) -> None:
+        super().__init__(stations)
+        self.stations = stations
+
+    def render(self, request: BoundedRequest) -> Any:
+        admission = self.stations.admission
+        retry_after = admission.admit() if admission is not None else None
+        if retry_after is None:
+            return super().render(request)
+        self.stations.metrics.admission_refused()
+        request.quiet = True  # counted, and logged in summary by the admission limit
+        request.channel.persistent = False  # the station opens a new connection to retry
+        request.setResponseCode(503)
+        request.setHeader(b"retry-after", b"%d" % retry_after)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"too many new connections: retry later\n"
+
+
 class MetricsResource(Resource):
     """Prometheus text exposition."""
 
@@ -51,8 +75,8 @@ class MetricsResource(Resource):
 class QuietSite(LimitedSite):
     """A :class:`~ocppcable.http_limits.LimitedSite` that does not access-log probes."""
 
-    def log(self, request: Request) -> None:
-        if request.path not in _QUIET_PATHS:
+    def log(self, request: BoundedRequest) -> None:
+        if request.path not in _QUIET_PATHS and not request.quiet:
             super().log(request)
 
 
@@ -80,7 +104,7 @@ def build_site(
     resources by path (e.g. the HTTP broadcaster)."""
     root = Resource()
     root.putChild(b"health", Health(stations))
-    mount(root, ocpp_path, WebSocketResource(stations))
+    mount(root, ocpp_path, StationEndpoint(stations))
     for path, resource in (extra or {}).items():
         mount(root, path, resource)
     site = QuietSite(root, limits, stations.reactor)

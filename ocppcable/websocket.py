@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, ISSLTranspo
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ocppcable.admission import Admission
 from ocppcable.cable import Method
 from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
 from ocppcable.hub import Hub
@@ -525,8 +526,11 @@ class StationFactory(WebSocketServerFactory):
         handshake_timeout: float = 5.0,
         metrics: IMetrics | None = None,
         require_cert_match: bool = False,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__(server="ocppcable", reactor=reactor)
+        #: the limit on new handshakes per second (None: no limit), checked by the endpoint
+        self.admission = admission
         self.require_cert_match = require_cert_match
         self.reactor = reactor
         self.metrics = metrics or NoMetrics()

@@ -49,6 +49,10 @@ from ocppcable.session import RPC, Effect, Send, Session, SessionSettings
 
 TIMEOUT = 10.0
 
+#: how long a test waits for a ``twistd`` to start, fail or stop: generous, since a loaded
+#: 2-core machine takes seconds where an idle one takes one; each wait ends at its event
+PROCESS_TIMEOUT = 60.0
+
 #: the checkout's root directory
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,6 +344,46 @@ def twistd(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
         env=env,
         **kwargs,
     )
+
+
+async def read_line(
+    process: subprocess.Popen[str], reactor: Any, timeout: float = PROCESS_TIMEOUT
+) -> str:
+    """One line of ``process``'s output ("" at its end), read in a thread so that the reactor
+    runs meanwhile (a readline on the reactor would freeze it, and the test's own deadline,
+    while the process says nothing); raises ``TimeoutError`` past ``timeout``."""
+    from twisted.internet.threads import deferToThread
+
+    assert process.stdout is not None
+    reading: Deferred[str] = deferToThread(process.stdout.readline)
+    reading.addTimeout(timeout, reactor)
+    return await reading
+
+
+async def wait_output(
+    process: subprocess.Popen[str],
+    reactor: Any,
+    text: str = "ocppcable serving OCPP",
+    timeout: float = PROCESS_TIMEOUT,
+) -> list[str]:
+    """The lines ``process`` writes up to the first that holds ``text`` (by default, up to a
+    started gateway's banner); fails if it ends first or says nothing of it within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while not lines or text not in lines[-1]:
+        line = await read_line(process, reactor, max(0.0, deadline - time.monotonic()))
+        assert line, f"the process ended before {text!r}: {''.join(lines)[-2000:]}"
+        lines.append(line)
+    return lines
+
+
+async def wait_exit(
+    process: subprocess.Popen[str], reactor: Any, timeout: float = PROCESS_TIMEOUT
+) -> int:
+    """``process``'s exit code, waited for in a thread (the reactor runs meanwhile)."""
+    from twisted.internet.threads import deferToThread
+
+    return await deferToThread(process.wait, timeout)
 
 
 # --- stations -----------------------------------------------------------------------------------

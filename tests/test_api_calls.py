@@ -182,3 +182,25 @@ def test_a_broadcast_with_a_ttl_to_the_stream_of_an_offline_station_is_queued_on
     calls.started("CP-1")
     [(_, command)] = stations.delivered
     assert (command.unique_id, command.payload, command.source) == ("b-1", {"type": "Soft"}, None)
+
+
+def test_a_refused_call_does_not_keep_its_key():
+    calls, stations, _ = service()
+    calls.queue.queues.per_station = 1
+    first = CallRequest("Reset", {"type": "Soft"}, ttl=60, key="k1")
+    second = CallRequest("Reset", {"type": "Hard"}, ttl=60, key="k2")
+    assert ensureDeferred(calls.call("CP-1", first)).result.outcome is Outcome.QUEUED
+    assert ensureDeferred(calls.call("CP-1", second)).result.outcome is Outcome.REFUSED
+    # the same key again is refused again, not taken for a call already made
+    assert ensureDeferred(calls.call("CP-1", second)).result.outcome is Outcome.REFUSED
+
+
+def test_a_command_the_session_refused_does_not_keep_its_key():
+    calls, stations, _ = service()
+    stations.connected.add("CP-1")
+    request = CallRequest("Reset", {"type": "Soft"}, wait=0, ttl=60, key="k")
+    assert ensureDeferred(calls.call("CP-1", request)).result.outcome is Outcome.SENT
+    [(_, command)] = stations.delivered
+    calls.ended("CP-1", CommandEnded(command, Ending.INVALID, None, "TooLarge", "too big"))
+    assert ensureDeferred(calls.call("CP-1", request)).result.outcome is Outcome.SENT
+    assert len(stations.delivered) == 2

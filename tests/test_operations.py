@@ -20,14 +20,18 @@ from websockets.exceptions import InvalidStatus
 from ocppcable.protos.rpc_pb2 import SUCCESS, CommandResponse
 from tests.support import (
     PKI,
+    PROCESS_TIMEOUT,
     TIMEOUT,
     TWISTD,
     aio,
     free_port,
     http_client,
     raw_socket,
+    read_line,
     twistd,
+    wait_exit,
     wait_for,
+    wait_output,
 )
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
@@ -57,10 +61,7 @@ async def test_sigterm_closes_every_station_and_makes_every_disconnect(backend, 
         "--disconnect-rate=5",  # a slow queue in normal operation: drained at shutdown anyway
     )
     try:
-        line = ""
-        while "ocppcable serving OCPP" not in line:
-            line = await deferLater(reactor, 0, process.stdout.readline)
-            assert line, "twistd did not start"
+        await wait_output(process, reactor)
 
         async def stations():
             sockets = []
@@ -74,12 +75,13 @@ async def test_sigterm_closes_every_station_and_makes_every_disconnect(backend, 
         process.send_signal(signal.SIGTERM)
 
         async def closed():
-            await asyncio.gather(*(asyncio.wait_for(ws.wait_closed(), TIMEOUT) for ws in sockets))
+            await asyncio.gather(
+                *(asyncio.wait_for(ws.wait_closed(), PROCESS_TIMEOUT) for ws in sockets)
+            )
             return {ws.close_code for ws in sockets}
 
         assert await aio(closed()) == {1001}
-        code = await deferLater(reactor, 0, process.wait, TIMEOUT)
-        assert code == 0
+        assert await wait_exit(process, reactor) == 0
         # the log names the code the gateway sent, not the one the station echoed
         assert "CP-000 disconnected (code 1001, going away; closed by the gateway)" in (
             process.stdout.read()
@@ -252,7 +254,7 @@ async def test_json_logs_carry_the_station_id(redis_server, reactor):
 
         async def read_until(predicate) -> None:
             while not any(predicate(r) for r in lines):
-                line = await deferLater(reactor, 0, process.stdout.readline)
+                line = await read_line(process, reactor)
                 assert line, "twistd ended"
                 lines.append(json.loads(line))  # every line is one JSON object
 
@@ -265,7 +267,7 @@ async def test_json_logs_carry_the_station_id(redis_server, reactor):
         await read_until(lambda r: "payload" in r and "chargePointVendor" in r["payload"])
         await aio(ws.close())
         process.send_signal(signal.SIGTERM)
-        assert await deferLater(reactor, 0, process.wait, TIMEOUT) == 0
+        assert await wait_exit(process, reactor) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,12 +14,21 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import deferLater
 
-from tests.support import TIMEOUT, TWISTD, aio, free_port, raw_socket, twistd
+from tests.support import (
+    PROCESS_TIMEOUT,
+    TWISTD,
+    aio,
+    free_port,
+    raw_socket,
+    twistd,
+    wait_exit,
+    wait_output,
+)
 
 
 def test_help_lists_every_option():
     out = subprocess.run(
-        [*TWISTD, "ocppcable", "--help"], capture_output=True, text=True, timeout=TIMEOUT
+        [*TWISTD, "ocppcable", "--help"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT
     )
     assert out.returncode == 0, out.stderr
     from ocppcable.options import Options
@@ -31,6 +41,8 @@ def test_help_lists_every_option():
     ("args", "flag"),
     [
         (["--rpc-concurrency=0"], "--rpc-concurrency"),
+        (["--admission-rate=-1"], "--admission-rate"),
+        (["--admission-burst=0"], "--admission-burst"),
         (["--ocpp-path=ocpp"], "--ocpp-path"),
         (["--broadcast-adapter=kafka"], "--broadcast-adapter"),
         (["--http-broadcast-port=70000"], "--http-broadcast-port"),
@@ -51,7 +63,7 @@ def test_invalid_configuration_fails_with_one_clear_line(args, flag):
         [*TWISTD, "-n", "--pidfile=", "ocppcable", *args],
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=PROCESS_TIMEOUT,
     )
     assert out.returncode != 0
     # the usage text lists every flag: the error itself is the last line and must name it
@@ -76,7 +88,7 @@ def test_an_invalid_environment_variable_names_the_variable(variable, value, fla
         [*TWISTD, "-n", "--pidfile=", "ocppcable"],
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=PROCESS_TIMEOUT,
         env={**os.environ, variable: value},
     )
     assert out.returncode != 0
@@ -87,7 +99,7 @@ def test_an_invalid_environment_variable_names_the_variable(variable, value, fla
 
 def test_help_says_what_each_value_is():
     out = subprocess.run(
-        [*TWISTD, "ocppcable", "--help"], capture_output=True, text=True, timeout=TIMEOUT
+        [*TWISTD, "ocppcable", "--help"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT
     )
     text = "".join(out.stdout.split())  # the usage text wraps lines, at spaces and hyphens
     assert ".." not in text
@@ -101,21 +113,10 @@ def test_version_is_ours():
     from ocppcable import __version__
 
     out = subprocess.run(
-        [*TWISTD, "ocppcable", "--version"], capture_output=True, text=True, timeout=TIMEOUT
+        [*TWISTD, "ocppcable", "--version"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT
     )
     assert out.returncode == 0
     assert out.stdout.startswith(f"ocppcable {__version__} ")
-
-
-async def _wait_listening(process: subprocess.Popen[str], reactor) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        line = await deferLater(reactor, 0, process.stdout.readline)
-        if "ocppcable serving OCPP" in line:
-            return
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError("twistd did not start")
 
 
 @pytest_twisted.ensureDeferred
@@ -130,16 +131,15 @@ async def test_serves_stations_and_exits_cleanly_on_sigterm(redis_server, reacto
         "--http-broadcast-port=0",
     )
     try:
-        await _wait_listening(process, reactor)
+        await wait_output(process, reactor)
         ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/api/ocpp/CP-TWISTD"))
         boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
         await aio(ws.send(json.dumps(boot)))
         reply = json.loads(await aio(ws.recv()))
         assert reply[:2] == [3, "1"] and reply[2]["status"] == "Accepted"
         process.send_signal(signal.SIGTERM)
-        await aio(ws.wait_closed())
-        code = await deferLater(reactor, 0, process.wait, TIMEOUT)
-        assert code == 0
+        await aio(asyncio.wait_for(ws.wait_closed(), PROCESS_TIMEOUT))
+        assert await wait_exit(process, reactor) == 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -167,7 +167,7 @@ def test_a_port_in_use_fails_the_start():
             + [f"--port={port}", "--http-broadcast-port=0"],
             capture_output=True,
             text=True,
-            timeout=TIMEOUT,
+            timeout=PROCESS_TIMEOUT,
         )
     assert out.returncode != 0
     assert "Couldn't listen" in out.stdout + out.stderr
@@ -198,7 +198,7 @@ async def test_default_logging_leaves_out_debug_lines(logfile, tmp_path, reactor
         return path.read_text() if path.exists() else ""
 
     async def wait_logged(text: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + PROCESS_TIMEOUT
         while text not in written():
             assert time.monotonic() < deadline, f"{text!r} not logged"
             await deferLater(reactor, 0.05, lambda: None)
@@ -207,7 +207,7 @@ async def test_default_logging_leaves_out_debug_lines(logfile, tmp_path, reactor
         if logfile:
             await wait_logged("ocppcable serving OCPP")
         else:
-            await _wait_listening(process, reactor)
+            await wait_output(process, reactor)
         ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-QUIET"))
         boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
         await aio(ws.send(json.dumps(boot)))
@@ -216,7 +216,7 @@ async def test_default_logging_leaves_out_debug_lines(logfile, tmp_path, reactor
         await aio(ws.recv())
         await aio(ws.close())
         process.send_signal(signal.SIGTERM)
-        assert await deferLater(reactor, 0, process.wait, TIMEOUT) == 0
+        assert await wait_exit(process, reactor) == 0
         output = written() if logfile else process.stdout.read()
         assert "demo backend: authorize" in output  # info lines are there
         assert "TAG-SECRET-14" not in output and "payload" not in output
@@ -233,7 +233,7 @@ def test_a_port_out_of_range_in_an_endpoint_fails_the_start_with_one_line():
         + ["--listen=tcp:70000:interface=127.0.0.1", "--http-broadcast-port=0"],
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=PROCESS_TIMEOUT,
     )
     assert out.returncode != 0
     assert "Traceback" not in out.stdout + out.stderr
@@ -254,7 +254,7 @@ def test_a_daemon_reports_a_port_in_use_in_full(tmp_path):
             + [f"--http-broadcast-port={port}"],
             capture_output=True,
             text=True,
-            timeout=TIMEOUT,
+            timeout=PROCESS_TIMEOUT,
             cwd=tmp_path,
         )
     assert out.returncode != 0

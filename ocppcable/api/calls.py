@@ -205,6 +205,8 @@ class CallService(Service):
         entry = QueuedCommand(station_id, command, expires_at, request.key)
         base = (station_id, command.unique_id, command.action)
         if not await self.queue.put(entry):
+            if request.key is not None:
+                await self.queue.unclaim(station_id, request.key)
             full = f"the queue for {station_id} is full ({self.limits.max_queue} commands, "
             full += f"{self.limits.max_queued} for all stations)"
             return Answer(*base, Outcome.REFUSED, errors=[full])
@@ -244,6 +246,8 @@ class CallService(Service):
             self._queued_ended(station_id, command, ended)
             return
         waiter = self._waiting.pop(command.token or "", None)
+        if track.key is not None and ended.ending in (Ending.INVALID, Ending.DROPPED):
+            self._run(self.queue.unclaim(station_id, track.key))  # never sent: may come again
         if ended.ending is Ending.UNSENT and ended.code is None:
             self._requeue(station_id, replace(command, token=None), track.expires_at, track.key)
         if waiter is not None:

@@ -95,6 +95,10 @@ class ICommandQueue(Interface):
         seconds, or the :class:`Duplicate` that claimed it earlier and is still within its
         ttl."""
 
+    def unclaim(station_id: str, key: str) -> Any:
+        """The call that claimed ``key`` came to nothing (refused, never sent): the key may be
+        used again."""
+
     def take(station_id: str) -> Any:
         """Deferred firing with the station's next live :class:`QueuedCommand` (now taken),
         or None when it has none or its head is already taken."""

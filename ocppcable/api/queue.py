@@ -89,6 +89,9 @@ class StationQueues:
         self._due = min(self._due, now + ttl)
         return None
 
+    def unclaim(self, station_id: str, key: str) -> None:
+        self._keys.pop((station_id, key), None)
+
     def _queued(self, station_id: str, unique_id: str) -> bool:
         station = self._stations.get(station_id)
         return station is not None and any(e.command.unique_id == unique_id for e in station.live)
@@ -203,6 +206,9 @@ class MemoryQueue:
 
     def claim(self, station_id: str, key: str, unique_id: str, ttl: float) -> Any:
         return succeed(self.queues.claim(station_id, key, unique_id, ttl))
+
+    def unclaim(self, station_id: str, key: str) -> Any:
+        return succeed(self.queues.unclaim(station_id, key))
 
     def take(self, station_id: str) -> Any:
         return succeed(self.queues.take(station_id))

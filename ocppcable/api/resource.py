@@ -181,7 +181,7 @@ class APIResource(Resource):
     async def _station(self, request: Request, station_id: str, body: bytes) -> Reply:
         info = await self.presence.lookup(station_id) if STATION_ID.match(station_id) else None
         if info is None:
-            return 404, {"id": station_id, "errors": ["not connected"]}
+            return 404, {"id": station_id[:60], "errors": ["not connected"]}
         return 200, info.to_json()
 
     @staticmethod
