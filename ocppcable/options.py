@@ -13,11 +13,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet.endpoints import serverFromString
-from twisted.python import usage
+from twisted.python import reflect, usage
 
 from ocppcable import __version__
+from ocppcable.registry import Registry, installed
 
-BROADCAST_ADAPTERS = ("http", "redis", "redisx")
 OCPP_VERSIONS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -149,35 +149,6 @@ def optional_endpoint(description: str) -> str | None:
 optional_endpoint.coerceDoc = "An endpoint string; empty: off."  # type: ignore[attr-defined]
 
 
-def rpc_target(value: str) -> str:
-    """``demo``, an ``http(s)://host[:port][/path]`` URL or a gRPC ``host:port``."""
-    if value == "demo":
-        return value
-    if "://" in value:
-        url = urlsplit(value)
-        if url.scheme not in ("http", "https"):
-            raise ValueError(
-                f"unsupported scheme {url.scheme!r}: use host:port for gRPC, an http:// or "
-                "https:// URL for HTTP RPC, or demo"
-            )
-        if not url.hostname:
-            raise ValueError("an HTTP RPC URL needs a host, e.g. http://localhost:3000/_anycable")
-        try:
-            port = url.port
-        except ValueError:
-            port = 0
-        if port == 0:
-            raise ValueError(f"the port in {value!r} must be 1-65535")
-        return value
-    host, _, port_text = value.rpartition(":")
-    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(
-            f"expected host:port (port 1-65535) for gRPC, an http:// or https:// URL for HTTP "
-            f"RPC, or demo; got {value!r}"
-        )
-    return value
-
-
 #: extra environment variables accepted for an option, checked before ANYCABLE_/OCPPCABLE_ names
 _ALIASES = {
     "redis-url": ("REDIS_URL",),
@@ -202,6 +173,12 @@ def _naming(flag: str, default: Any, coerce: Callable[[Any], Any]) -> Callable[[
         doc = f"true or false (--{flag}={off} turns it {on})."
     named.coerceDoc = doc  # type: ignore[attr-defined]
     return named
+
+
+def _named(param: Sequence[Any]) -> list[Any]:
+    """An optParameters entry whose coercion errors name its flag."""
+    param = list(param)
+    return [*param[:4], _naming(param[0], param[2], param[4])] if len(param) > 4 else param
 
 
 class Options(usage.Options):
@@ -236,8 +213,8 @@ class Options(usage.Options):
             None,
             "localhost:50051",
             "AnyCable RPC backend: host:port for gRPC, an http:// or https:// URL for HTTP RPC "
-            "(e.g. http://localhost:3000/_anycable), or 'demo' for the built-in demo backend.",
-            rpc_target,
+            "(e.g. http://localhost:3000/_anycable), 'demo' for the built-in demo backend, or "
+            "what an RPC transport plugin serves.",
         ],
         ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
         [
@@ -364,8 +341,24 @@ class Options(usage.Options):
             "broadcast-adapter",
             None,
             None,
-            f"Broadcast adapters, comma-separated: {', '.join(BROADCAST_ADAPTERS)} "
-            "[default: http,redis; http alone with --rpc-host=demo]",
+            "Broadcast adapters, comma-separated: http, redis, redisx, nats or a plugin's "
+            "[default: http,redis; http,nats with --pubsub nats; http alone with "
+            "--rpc-host=demo]",
+            comma_list,
+        ],
+        [
+            "pubsub",
+            None,
+            None,
+            "Cluster transport for station takeover and relayed HTTP broadcasts: redis, nats, "
+            "a plugin's, or none [default: redis with a redis or redisx broadcast adapter, else "
+            "none]",
+        ],
+        [
+            "hooks",
+            None,
+            "",
+            "Station hook plugins, comma-separated, run in this order (see docs/plugins.md).",
             comma_list,
         ],
         [
@@ -455,27 +448,37 @@ class Options(usage.Options):
             "info",
             "debug, info, warn, error or critical (debug includes OCPP payloads).",
         ],
-        [
-            "demo-id-tags",
-            None,
-            None,
-            "With --rpc-host=demo: idTags the demo backend accepts (default: any)",
-            comma_list,
-        ],
     ]
 
-    optParameters = [
-        [*p[:4], _naming(p[0], p[2], p[4])] if len(p) > 4 else p for p in optParameters
-    ]
+    optParameters = [_named(p) for p in optParameters]
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, environ: Mapping[str, str] | None = None, plugins: Registry | None = None
+    ) -> None:
+        #: the plugins the options choose among; their own options join ours
+        self.plugins = plugins if plugins is not None else installed()
+        extra = self.plugins.all()
+        parameters = [_named(p) for plugin in extra for p in plugin.optParameters]
+        flags = [list(f) for plugin in extra for f in plugin.optFlags]
+        if parameters or flags:
+            # usage.Options gathers options from the class hierarchy: a subclass adds theirs
+            attributes = {"optParameters": parameters, "optFlags": flags}
+            self.__class__ = type(type(self).__name__, (type(self),), attributes)
         super().__init__()
         self._environ = os.environ if environ is None else environ
         self._failed = False
+        #: the options set by an environment variable: (variable, value)
+        self._from_variable: dict[str, tuple[str, Any]] = {}
+
+    def _parameters(self) -> list[list[Any]]:
+        """Every option that takes a value: ours and the plugins'."""
+        found: list[list[Any]] = []
+        reflect.accumulateClassList(type(self), "optParameters", found)
+        return found
 
     def _read_environ(self) -> None:
         """Environment values, applied before the command line (which wins over them)."""
-        for param in self.optParameters:
+        for param in self._parameters():
             name = param[0]
             found = self._from_environ(name, self._environ)
             if found is None:
@@ -485,6 +488,17 @@ class Options(usage.Options):
                 self[name] = param[4](raw) if len(param) > 4 else raw
             except usage.UsageError as e:
                 raise usage.UsageError(f"{variable}: {e}") from None
+            self._from_variable[name] = (variable, self[name])
+        flags: list[list[Any]] = []
+        reflect.accumulateClassList(type(self), "optFlags", flags)
+        for flag in flags:
+            found = self._from_environ(flag[0], self._environ)
+            if found is not None:
+                variable, raw = found
+                try:
+                    self[flag[0]] = int(boolean(raw))
+                except ValueError as e:
+                    raise usage.UsageError(f"{variable}: {e}") from None
 
     @staticmethod
     def _from_environ(name: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
@@ -528,13 +542,17 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         # usage.Options leaves defaults uncoerced and env values are already coerced; coerce all
         # once more so that every value has its declared type whatever its source.
-        for param in self.optParameters:
+        for param in self._parameters():
             name = param[0]
             if len(param) > 4 and self[name] is not None:
                 self[name] = param[4](self[name])
         self["ocpp-path"] = self._url_path("ocpp-path", "/ocpp")
         self["http-broadcast-path"] = self._url_path("http-broadcast-path", "/_broadcast")
         rpc_host = self["rpc-host"]
+        try:
+            self.plugins.transport(rpc_host).check(rpc_host)
+        except ValueError as e:
+            raise usage.UsageError(f"{self._source('rpc-host')}: {e}") from None
         versions = [v if v.startswith("ocpp") else f"ocpp{v}" for v in self["ocpp-versions"]]
         unknown = [v for v in versions if v not in OCPP_VERSIONS]
         if unknown or not versions:
@@ -552,14 +570,29 @@ class Options(usage.Options):
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["broadcast-adapter"] is None:
-            self["broadcast-adapter"] = ["http"] if rpc_host == "demo" else ["http", "redis"]
-        unknown = [a for a in self["broadcast-adapter"] if a not in BROADCAST_ADAPTERS]
-        if unknown:
-            raise usage.UsageError(
-                f"--broadcast-adapter: unknown adapter(s) {', '.join(unknown)}; "
-                f"choose from {', '.join(BROADCAST_ADAPTERS)}"
-            )
-        if {"redis", "redisx"} & set(self["broadcast-adapter"]):
+            if rpc_host == "demo":
+                self["broadcast-adapter"] = ["http"]
+            elif (self["pubsub"] or "").strip().lower() == "nats":  # a cluster with no Redis
+                self["broadcast-adapter"] = ["http", "nats"]
+            else:
+                self["broadcast-adapter"] = ["http", "redis"]
+        redis_adapter = bool({"redis", "redisx"} & set(self["broadcast-adapter"]))
+        if self["pubsub"] is None:
+            self["pubsub"] = "redis" if redis_adapter else "none"
+        self["pubsub"] = self["pubsub"].strip().lower() or "none"
+        chosen = {
+            "broadcast-adapter": self["broadcast-adapter"],
+            "pubsub": [] if self["pubsub"] == "none" else [self["pubsub"]],
+            "hooks": self["hooks"],
+        }
+        for option, names in chosen.items():
+            try:
+                self.plugins.chosen(option, names)
+            except ValueError as e:
+                raise usage.UsageError(f"{self._source(option)}: {e}") from None
+        if len(set(self["hooks"])) != len(self["hooks"]):
+            raise usage.UsageError("--hooks: a hook is named twice")
+        if redis_adapter or self["pubsub"] == "redis":
             if urlsplit(self["redis-url"]).scheme not in ("redis", "rediss"):
                 raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
         if "http" in self["broadcast-adapter"]:
@@ -574,6 +607,11 @@ class Options(usage.Options):
             if self[name].strip("/").split("/")[0] == "_ocpp":
                 raise usage.UsageError(f"--{name} must not be under /_ocpp (the call API)")
         self["listen"] = self["listen"] or [tcp_endpoint(self["port"], self["host"])]
+
+    def _source(self, name: str) -> str:
+        """``--name``, after the environment variable that set its value, if one did."""
+        variable, value = self._from_variable.get(name, (None, None))
+        return f"{variable}: --{name}" if variable and value == self[name] else f"--{name}"
 
     def _url_path(self, name: str, example: str) -> str:
         path = self[name]

@@ -13,18 +13,10 @@ from twisted.internet.task import Cooperator
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 
-from ocppcable import keys
 from ocppcable.admission import Admission
 from ocppcable.api.resource import API_PATH
 from ocppcable.api.wiring import api_enabled, make_call_api
-from ocppcable.broadcast.http import HTTPBroadcaster
-from ocppcable.broadcast.interface import Dispatch
-from ocppcable.broadcast.redis import RedisBroadcaster
-from ocppcable.broadcast.redisx import RedisXBroadcaster, internal_channel
-from ocppcable.cluster.publisher import RedisPublisher
-from ocppcable.cluster.relay import ClusterRelay
 from ocppcable.cluster.takeover import ClusterTakeover
 from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
@@ -32,12 +24,13 @@ from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
-from ocppcable.redis_connection import RedisLink
+from ocppcable.plugin import Wiring
+from ocppcable.registry import Registry, installed
 from ocppcable.reuseport import shares_port
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
-from ocppcable.web import MetricsResource, build_metrics_site, build_site, mount
+from ocppcable.web import MetricsResource, build_metrics_site, build_site
 from ocppcable.websocket import StationFactory
 
 log = Logger()
@@ -222,49 +215,14 @@ class Gateway(MultiService):
 
 
 def make_rpc(config: Any, reactor: Any, metrics: IMetrics) -> IRPCClient:
-    target = config["rpc-host"]
-    if target == "demo":
-        from ocppcable.demo import OCPPApplication
-        from ocppcable.rpc.inprocess import InProcessClient
-
-        return InProcessClient(OCPPApplication(id_tags=config["demo-id-tags"]))
-    if target.startswith(("http://", "https://")):
-        from ocppcable.rpc.http_client import HTTPRPCClient
-
-        key = keys.resolve(config["http-rpc-secret"], config["secret"], keys.RPC_PHRASE)
-        return HTTPRPCClient(
-            reactor,
-            target,
-            key,
-            config["rpc-concurrency"],
-            config["rpc-timeout"],
-            metrics=metrics,
-        )
-    from ocppcable.rpc.grpc_client import GRPCClient
-
-    return GRPCClient(
-        reactor, target, config["rpc-concurrency"], config["rpc-timeout"], metrics=metrics
-    )
+    """The RPC client the transport plugin of ``--rpc-host``'s scheme builds."""
+    hub = Hub(metrics)
+    wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
+    return _plugins(config).transport(config["rpc-host"]).build(config, wiring)
 
 
-def make_http_broadcaster(config: Any, reactor: Any, dispatch: Dispatch) -> HTTPBroadcaster:
-    """With a key: mounted on the main site by the caller; without: on its own listener."""
-    key = keys.resolve(config["broadcast-key"], config["secret"], keys.BROADCAST_PHRASE)
-    path = config["http-broadcast-path"]
-    max_body = config["http-broadcast-max-body"]
-    if key is not None:
-        return HTTPBroadcaster(dispatch, key, path, "the main port", max_body)
-    # instances that share their main port (reuseport:) share the broadcaster's port as well;
-    # a broadcast that reaches any of them is relayed to all over the cluster
-    shared = any(shares_port(description) for description in config["listen"])
-    endpoint = tcp_endpoint(config["http-broadcast-port"], config["host"], shared)
-    broadcaster = HTTPBroadcaster(dispatch, None, path, endpoint, max_body)
-    limits = SiteLimits(config["handshake-timeout"], config["max-pending-connections"])
-    listener = Listener(
-        reactor, endpoint, broadcaster.site(limits, reactor), "--http-broadcast-port"
-    )
-    listener.setServiceParent(broadcaster)
-    return broadcaster
+def _plugins(config: Any) -> Registry:
+    return getattr(config, "plugins", None) or installed()
 
 
 def make_admission(config: Any, reactor: Any) -> Admission | None:
@@ -280,7 +238,12 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         from twisted.internet import reactor
     metrics = PrometheusMetrics()
     hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
-    client = make_rpc(config, reactor, metrics)
+    plugins = _plugins(config)
+    wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
+    client = plugins.transport(config["rpc-host"]).build(config, wiring)
+    hooks = tuple(
+        plugin.build(config, wiring) for plugin in plugins.chosen("hooks", config["hooks"])
+    )
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
     settings = SessionSettings(
         channel=config["ocpp-channel"],
@@ -316,20 +279,21 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         metrics=metrics,
         require_cert_match=config["ocpp-require-cert-match"],
         admission=make_admission(config, reactor),
+        hooks=hooks,
     )
     gateway = Gateway(reactor, hub, client, rpc, stations, metrics, config["shutdown-timeout"])
     metrics.watch(hub=hub, rpc=client, disconnects=rpc)
     if IService.providedBy(client):
         client.setServiceParent(gateway)
-    adapters = config["broadcast-adapter"]
-    # the legacy redis adapter's channel, when on: every node subscribes to it
-    legacy = config["redis-channel"] if "redis" in adapters else None
-    publisher = redis = None
-    if {"redis", "redisx"} & set(adapters):
-        redis = RedisLink(reactor, config["redis-url"])
-        publisher = RedisPublisher(reactor, redis)
-        publisher.setServiceParent(gateway)
-    on_main_site: dict[str, Resource] = {}
+    for hook in hooks:
+        if IService.providedBy(hook):
+            hook.setServiceParent(gateway)
+    if config["pubsub"] != "none":
+        [cluster_plugin] = plugins.chosen("pubsub", [config["pubsub"]])
+        wiring.cluster = cluster_plugin.build(config, wiring)
+        if IService.providedBy(wiring.cluster):
+            wiring.cluster.setServiceParent(gateway)
+    on_main_site = wiring.main_site
     api = None
     if api_enabled(config):
         calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
@@ -339,44 +303,21 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         if api.keyed:
             on_main_site[API_PATH] = api
             calls.description = f"{API_PATH} on the main port (bearer key)"
-    for adapter in adapters:
-        broadcaster: HTTPBroadcaster | RedisBroadcaster | RedisXBroadcaster
-        if adapter == "http":
-            if publisher is None:
-                broadcaster = make_http_broadcaster(config, reactor, hub.dispatch)
-            else:
-                relay = ClusterRelay(
-                    publisher, hub.dispatch, metrics, legacy, internal_channel(legacy)
-                )
-                broadcaster = make_http_broadcaster(config, reactor, relay.dispatch)
-                broadcaster.description += f", {relay.description}"
-            if broadcaster.key is not None:
-                on_main_site[broadcaster.path] = broadcaster.resource
-            elif api is not None and not api.keyed:  # demo mode: beside the broadcaster
-                for listener in broadcaster:
-                    mount(listener.factory.resource, API_PATH, api)
-                    calls.description = f"{API_PATH} on {listener.description} (no auth)"
-                broadcaster.description += f"; the call API under {API_PATH} (no auth)"
-                api = None
-        elif adapter == "redisx":
-            broadcaster = RedisXBroadcaster(
-                reactor,
-                redis,
-                config["redisx-stream"],
-                hub,
-                hub.dispatch,
-                internal_channel(legacy),
-            )
-        else:
-            broadcaster = RedisBroadcaster(redis, config["redis-channel"], hub.dispatch)
-        if adapter != "http":
-            metrics.watch_redis(adapter, broadcaster)
+        else:  # demo mode: beside a broadcaster without a key
+            wiring.unkeyed[API_PATH] = api
+    for adapter in plugins.chosen("broadcast-adapter", config["broadcast-adapter"]):
+        broadcaster = adapter.build(config, wiring)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
     if api is not None and not api.keyed:
-        log.warn("the call API is off: it has no key (--api-key) and no keyless HTTP broadcaster")
-    if publisher is not None:
-        ClusterTakeover(redis, hub, publisher).setServiceParent(gateway)
+        if wiring.unkeyed_at is None:
+            log.warn(
+                "the call API is off: it has no key (--api-key) and no keyless HTTP broadcaster"
+            )
+        else:
+            calls.description = f"{API_PATH} on {wiring.unkeyed_at} (no auth)"
+    if wiring.cluster is not None:
+        ClusterTakeover(wiring.cluster, hub).setServiceParent(gateway)
     if config["metrics-path"] and not config["metrics-listen"]:
         on_main_site[config["metrics-path"]] = MetricsResource(metrics)
     limits = SiteLimits(

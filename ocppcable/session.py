@@ -26,6 +26,7 @@ from typing import Any
 from twisted.logger import Logger, LogLevel
 
 from ocppcable import cable
+from ocppcable.answers import Error, LocalAnswer, Result
 from ocppcable.cable import Status
 from ocppcable.commands import CommandEnded, Ending, RemoteCommand, ttl_of
 from ocppcable.effects import CancelTimer, Close, Send, StartTimer
@@ -194,6 +195,8 @@ class Session:
     utc_now: Callable[[], str] = _utc_now
     clock: Callable[[], float] = time.monotonic
     metrics: IMetrics = field(default_factory=NoMetrics)
+    #: asked before the backend about every valid CALL (the station hooks); None: nobody
+    local_answer: LocalAnswer | None = None
 
     #: where the session is in its lifecycle; changed only by :meth:`_enter`
     phase: Phase = field(default=Phase.IDLE, init=False)
@@ -458,9 +461,20 @@ class Session:
             return effects + self._refuse(uid, ErrorKind.PROTOCOL, "too many CALLs in flight")
         call = _InboundCall(uid, action, message.payload)
         self._waiting[uid] = call
+        if self.local_answer is not None:
+            answer = self.local_answer(uid, action, message.payload)
+            if answer is not None:
+                return effects + self._answer_locally(call, answer)
         self._inbox.append(call)
         effects.append(StartTimer(_CALL_TIMER + uid, self.settings.rpc_timeout))
         return effects + self._pump()
+
+    def _answer_locally(self, call: _InboundCall, answer: Result | Error) -> list[Effect]:
+        """A hook answers ``call`` in the backend's place, checked as a backend's reply."""
+        if isinstance(answer, Result):
+            return self._backend_ack(call, dict(answer.payload))
+        error = {"error_code": answer.code, "error_message": answer.description}
+        return self._backend_error_reply(call, {**error, "payload": dict(answer.details)})
 
     def _on_send(self, message: framing.Send) -> list[Effect]:
         """A 2.1 SEND: no reply of any kind, whatever happens to it."""

@@ -1,9 +1,19 @@
-"""Test doubles: a station connected to the gateway's WebSocket protocol in memory.
+"""Test doubles: stations connected to the gateway's WebSocket protocol in memory.
 
 Like :mod:`twisted.internet.testing`, for this project's tests, ``bench/micro.py`` and plugin
-authors. No socket, no reactor: the protocol runs over a
-:class:`~twisted.internet.testing.StringTransport` and every timer on the clock you pass
-(a :class:`~twisted.internet.task.Clock`)::
+authors (a station hook, an RPC transport or an in-process backend is unit-tested with these,
+without sockets). No socket, no reactor: the protocol runs over a
+:class:`~twisted.internet.testing.StringTransport` and every timer on a
+:class:`~twisted.internet.task.Clock`::
+
+    gateway = MemoryGateway(hooks=[MyHook()])        # rpc=...: your backend instead
+    station = gateway.connect("CP-1", "ocpp1.6")
+    reply = station.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+    assert reply[2]["status"] == "Accepted"
+    gateway.clock.advance(30)                        # timers fire
+    station.close()
+
+The lower level, as ``bench/micro.py`` uses it::
 
     clock = Clock()
     station = MemoryStation(station_factory(clock, AnsweringRPC(clock)))
@@ -15,6 +25,8 @@ authors. No socket, no reactor: the protocol runs over a
 from __future__ import annotations
 
 import base64
+import itertools
+import json
 import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +36,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -171,12 +184,28 @@ def station_factory(
 class MemoryStation:
     """One station's connection to ``factory``, written and read in memory."""
 
+    #: the gateway's answer to the opening handshake (status line first), once sent
+    response = b""
+
     def __init__(self, factory: StationFactory, host: str = "127.0.0.1", port: int = 40000):
         address = IPv4Address("TCP", host, port)
         self.protocol: StationProtocol = factory.buildProtocol(address)
         self.transport = MemoryTransport(peerAddress=address)
         self.transport.protocol = self.protocol
         self.protocol.makeConnection(self.transport)
+        self._ids = itertools.count(1)
+        #: messages received that no :meth:`call` or :meth:`reply_to` took, decoded
+        self.unread: list[Any] = []
+
+    @property
+    def accepted(self) -> bool:
+        """The gateway accepted the opening handshake (101)."""
+        return self.response.startswith(b"HTTP/1.1 101")
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of the gateway's answer to the opening handshake."""
+        return int(self.response.split(b" ", 2)[1])
 
     def handshake(
         self,
@@ -198,9 +227,9 @@ class MemoryStation:
             lines.append(f"Sec-WebSocket-Protocol: {', '.join(subprotocols)}")
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         self.protocol.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode())
-        response = self.transport.value()
+        self.response = self.transport.value()
         self.transport.clear()
-        return response
+        return self.response
 
     def send(self, payload: str | bytes, opcode: int = TEXT) -> None:
         """One frame (a text frame unless told), as the station sends it."""
@@ -209,6 +238,23 @@ class MemoryStation:
     def close(self, code: int = 1000) -> None:
         """The station's close frame."""
         self.send(struct.pack("!H", code), CLOSE)
+
+    def call(self, action: str, payload: Mapping[str, Any], unique_id: str | None = None) -> Any:
+        """Send a CALL; returns the gateway's reply to it, decoded (a CALLRESULT or CALLERROR
+        list), or None when none came yet (the backend has not answered: see :meth:`replies`).
+        Other frames received meanwhile (remote commands) stay in :attr:`unread`."""
+        unique_id = unique_id if unique_id is not None else str(next(self._ids))
+        self.send(json.dumps([2, unique_id, action, dict(payload)]))
+        return self.reply_to(unique_id)
+
+    def reply_to(self, unique_id: str) -> Any:
+        """The reply to the CALL ``unique_id`` among the frames received, or None."""
+        self.unread.extend(json.loads(text) for text in self.texts())
+        for message in self.unread:
+            if message[0] in (3, 4) and message[1] == unique_id:
+                self.unread.remove(message)
+                return message
+        return None
 
     def received(self) -> list[tuple[int, bytes]]:
         """The frames the gateway wrote since the last call."""
@@ -225,3 +271,38 @@ class MemoryStation:
         if self.transport.connected:
             self.transport.connected = False
             self.protocol.connectionLost(Failure(ConnectionDone("the station went away")))
+
+
+class MemoryGateway:
+    """The gateway's station side in memory: stations connect with :meth:`connect`, RPCs go to
+    ``rpc`` (an :class:`AnsweringRPC` unless given: your in-process backend, for instance),
+    timers run on :attr:`clock`, and ``hooks`` (station hook objects) run as with ``--hooks``.
+    Other keyword arguments go to :func:`station_factory`."""
+
+    def __init__(
+        self,
+        hooks: Sequence[Any] = (),
+        rpc: IRPCClient | None = None,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self.rpc = rpc if rpc is not None else AnsweringRPC(self.clock)
+        self.factory = station_factory(self.clock, self.rpc, hooks=hooks, **options)
+        self.hub: Hub = self.factory.hub
+
+    def connect(
+        self,
+        station_id: str = "CP-1",
+        subprotocol: str = "ocpp1.6",
+        headers: Mapping[str, str] | None = None,
+    ) -> MemoryStation:
+        """A station that opened its connection (see :attr:`MemoryStation.accepted`)."""
+        station = MemoryStation(self.factory)
+        station.handshake(f"{self.factory.prefix}{station_id}", [subprotocol], headers)
+        return station
+
+    def broadcast(self, stream: str, data: Mapping[str, Any]) -> int:
+        """Publish ``data`` (a remote command: ``{"command": ..., "payload": ...}``) on
+        ``stream``, as a backend does; returns the stations it reached."""
+        return self.hub.dispatch(json.dumps({"stream": stream, "data": json.dumps(data)}), "test")

@@ -25,8 +25,10 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ocppcable.admission import Admission
+from ocppcable.answers import Error, Result
 from ocppcable.cable import Method
 from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
+from ocppcable.hooks import Hooks, StationView
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, NoMetrics
 from ocppcable.ocpp.catalog import Catalog
@@ -140,6 +142,9 @@ class StationProtocol(WebSocketServerProtocol):
     #: the station's X-Request-Id, bounded, logged beside our sid
     request_id = ""
     session: Session | None = None
+    #: what the hooks see of this station; None when no hook is configured (then no hook code
+    #: runs at all)
+    view: StationView | None = None
     write_paused = False
     pending_bytes = 0
     #: epoch seconds of the opening and of the last frame received (presence shows them)
@@ -308,9 +313,23 @@ class StationProtocol(WebSocketServerProtocol):
         self.station_id = station_id
         self.sid = new_sid()
         self.request_id = bounded_request_id(headers.get("x-request-id"))
+        peer = getattr(self.transport.getPeer(), "host", "")
+        hooks = factory.hooks
+        if hooks is not None:
+            view = StationView(station_id, self.sid, subprotocol, headers, peer, self._close)
+            refusal = hooks.refusal(view)
+            if refusal is not None:
+                self._log.info(
+                    "station {station_id} refused by a hook: {reason}",
+                    station_id=station_id,
+                    sid=self.sid,
+                    reason=refusal,
+                )
+                raise ConnectionDeny(ConnectionDeny.FORBIDDEN, refusal)
+            self.view = view
         scheme = "https" if ISSLTransport.providedBy(self.transport) else "http"
         forwarded = {name: headers[name] for name in factory.forward_headers if headers.get(name)}
-        forwarded["REMOTE_ADDR"] = getattr(self.transport.getPeer(), "host", "")
+        forwarded["REMOTE_ADDR"] = peer
         forwarded["sec-websocket-protocol"] = subprotocol
         forwarded[STATION_ID_HEADER] = station_id
         if common_name is not None:
@@ -326,8 +345,14 @@ class StationProtocol(WebSocketServerProtocol):
             headers=forwarded,
             sid=self.sid,
             metrics=factory.metrics,
+            local_answer=self._hook_answer if self.view is not None else None,
         )
         return subprotocol
+
+    def _hook_answer(
+        self, unique_id: str, action: str, payload: Mapping[str, Any]
+    ) -> Result | Error | None:
+        return self.factory.hooks.answer(self.view, unique_id, action, payload)
 
     def onOpen(self) -> None:
         self._log.info(
@@ -342,6 +367,8 @@ class StationProtocol(WebSocketServerProtocol):
         self.transport.registerProducer(_WriteWatch(self), True)
         self.connected_at = self.factory.reactor.seconds()
         self.factory.hub.register(self)
+        if self.view is not None:
+            self.factory.hooks.notify("connected", self.view)
         self._event(self.session.opened)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -352,7 +379,10 @@ class StationProtocol(WebSocketServerProtocol):
             self._close(1003, "binary frames are not OCPP")
             return
         self.last_frame_at = self.factory.reactor.seconds()
-        self._event(self.session.frame_received, payload.decode("utf-8"))
+        text = payload.decode("utf-8")
+        if self.view is not None:
+            self.factory.hooks.notify("frame_received", self.view, text)
+        self._event(self.session.frame_received, text)
 
     def connectionLost(self, reason: Any) -> None:
         self.factory.connections_closed += 1
@@ -381,6 +411,8 @@ class StationProtocol(WebSocketServerProtocol):
                     timer.cancel()
             self._timers.clear()
             self._event(self.session.connection_lost)  # queues the Disconnect RPC
+            if self.view is not None:
+                self.factory.hooks.notify("closed", self.view, code, reason)
         if not self.gone.called:
             self.gone.callback(None)
 
@@ -426,6 +458,8 @@ class StationProtocol(WebSocketServerProtocol):
     def _execute(self, effect: Effect) -> None:
         kind = type(effect)
         if kind is Send:
+            if self.view is not None and self.state == self.STATE_OPEN:
+                self.factory.hooks.notify("frame_sent", self.view, effect.text)
             self._send(effect.text.encode("utf-8"))
         elif kind is RPC:
             self._call(effect)
@@ -479,7 +513,13 @@ class StationProtocol(WebSocketServerProtocol):
         )
 
     def _rpc_succeeded(self, response: Any, token: int) -> None:
+        if self.view is None:
+            self._event(self.session.rpc_succeeded, token, response)
+            return
+        was_connected = self.session.connected
         self._event(self.session.rpc_succeeded, token, response)
+        if not was_connected and self.session.connected:
+            self.factory.hooks.notify("session_started", self.view)
 
     def _rpc_failed(self, failure: Any, token: int) -> None:
         if failure.check(RPCUnavailable):
@@ -527,10 +567,13 @@ class StationFactory(WebSocketServerFactory):
         metrics: IMetrics | None = None,
         require_cert_match: bool = False,
         admission: Admission | None = None,
+        hooks: Sequence[Any] = (),
     ) -> None:
         super().__init__(server="ocppcable", reactor=reactor)
         #: the limit on new handshakes per second (None: no limit), checked by the endpoint
         self.admission = admission
+        #: the station hooks (``--hooks``) in their order; None when there is none
+        self.hooks = Hooks(hooks) if hooks else None
         self.require_cert_match = require_cert_match
         self.reactor = reactor
         self.metrics = metrics or NoMetrics()

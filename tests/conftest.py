@@ -17,6 +17,10 @@ def pytest_configure(config):
     )
     config.addinivalue_line(
         "markers",
+        "install: pip-installs packages into a fresh virtualenv (slow)",
+    )
+    config.addinivalue_line(
+        "markers",
         "bench: runs bench/ end to end (deselected by default; .ci/run runs it with -m bench)",
     )
 

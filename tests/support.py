@@ -8,7 +8,10 @@ import asyncio
 import datetime
 import json
 import os
+import queue
+import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websockets
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -704,6 +708,76 @@ class PKI:
             cert, key = self.issue(station)
             context.load_cert_chain(str(cert), str(key))
         return context
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+class Process:
+    """A README command run by bash in its own process group, its output collected line by
+    line (stdout and stderr together)."""
+
+    def __init__(self, command: str, cwd: Path, env: dict[str, str]) -> None:
+        self.command = command
+        self.popen = subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._new: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.popen.stdout:
+            self.lines.append(line)
+            self._new.put(line)
+        self._new.put(None)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Wait until a line matches ``pattern``; fails (with the output) on exit or timeout."""
+        pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+        for line in self.lines:
+            if found := pattern.search(line):
+                return found
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._new.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                pytest.fail(f"exited ({self.popen.wait()}) before {pattern.pattern!r}:\n{self}")
+            if found := pattern.search(line):
+                return found
+        pytest.fail(f"no {pattern.pattern!r} within {timeout:.0f} s:\n{self}")
+
+    def finish(self, timeout: float) -> int:
+        code = self.popen.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        """Kill whatever is left of the process group (cleanup after a failure)."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait(10)
+
+    def __str__(self) -> str:
+        return f"$ {self.command}\n" + "".join(self.lines[-60:])
 
 
 # --- the sans-I/O session, driven with plain calls ---------------------------------------------

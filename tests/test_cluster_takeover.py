@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import pytest_twisted
 
 from ocppcable.cluster.takeover import CHANNEL
@@ -13,14 +14,22 @@ from tests.support import aio, raw_socket, wait_for
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 
 
+@pytest.mark.parametrize(
+    "adapters",
+    [
+        ("--broadcast-adapter=redis",),
+        # the cluster transport alone, without a Redis broadcast adapter
+        ("--broadcast-adapter=http", "--pubsub=redis", "--http-broadcast-port=0"),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_connection_on_another_node_replaces_this_one(
-    start_gateway, backend, redis_server, reactor
+    start_gateway, backend, redis_server, reactor, adapters
 ):
     args = (
         f"--rpc-host=127.0.0.1:{backend.port}",
         f"--redis-url={redis_server.url}",
-        "--broadcast-adapter=redis",
+        *adapters,
         "--redis-channel=__anycable_takeover_test__",
     )
     node_a = await start_gateway(*args)
@@ -52,12 +61,12 @@ async def _heartbeat(ws):
 
 
 def test_malformed_announcements_are_dropped():
-    from ocppcable.cluster.publisher import RedisPublisher
+    from ocppcable.cluster.redis import RedisCluster
     from ocppcable.cluster.takeover import ClusterTakeover
     from ocppcable.hub import Hub
     from ocppcable.redis_connection import RedisLink
 
     redis = RedisLink(None, "redis://localhost:1")
-    takeover = ClusterTakeover(redis, Hub(), RedisPublisher(None, redis))
+    takeover = ClusterTakeover(RedisCluster(None, redis), Hub())
     for message in ("not json", "[]", '{"node": "x"}'):
         takeover.received(message)  # logged as a warning, nothing raised

@@ -98,5 +98,8 @@ def test_the_guide_installs_a_wheel_that_twistd_runs():
         # the last command of step 2 is `twistd ocppcable --version`
         assert f"ocppcable {__version__} " in out.stdout, out.stdout[-3000:]
         assert "Traceback" not in out.stdout + out.stderr
+        # both plugin caches are built: twistd's and ocppcable's
+        caches = {p.parent.parent.name for p in (workdir / "opt").rglob("plugins/dropin.cache")}
+        assert caches >= {"twisted", "ocppcable"}, caches
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

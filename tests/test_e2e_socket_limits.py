@@ -22,8 +22,8 @@ from tests.support import (
     twistd,
     upgrade_request,
     wait_for,
+    wait_output,
 )
-from tests.test_twistd import _wait_listening
 
 PING = 0x9
 PONG = 0xA
@@ -311,7 +311,7 @@ async def test_slowloris_under_a_low_fd_limit_keeps_stations_out_for_the_deadlin
         preexec_fn=_low_fd_limit,
     )
     try:
-        await _wait_listening(process, reactor)
+        await wait_output(process, reactor)
 
         async def attack() -> int:
             held = []

@@ -10,6 +10,8 @@ import pytest_twisted
 from twisted.internet.defer import CancelledError, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.protocols.policies import WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -22,6 +24,8 @@ from ocppcable.rpc.http1 import (
     ConnectionLost,
     HTTP1Pool,
     RequestNotSent,
+    _Connection,
+    _Request,
 )
 from ocppcable.rpc.http_client import HTTPRPCClient
 from ocppcable.rpc.interface import RPCUnavailable
@@ -371,3 +375,22 @@ async def test_tls_with_a_trusted_and_an_untrusted_certificate(
     finally:
         await client.stopService()
         await port.stopListening()
+
+
+def test_a_request_leaves_at_once_not_at_the_next_reactor_turn():
+    """During a boot storm one reactor turn handles hundreds of handshakes: a request left in
+    the transport's buffer until the next poll waited for all of them (2× longer storms)."""
+
+    class Socket(StringTransport):
+        sent = 0
+
+        def doWrite(self):  # what the reactor calls when the socket is writable
+            self.sent += 1
+
+    pool = HTTP1Pool(Clock(), TCP4ClientEndpoint(Clock(), "127.0.0.1", 1), connections=1)
+    connection = _Connection(pool)
+    socket = Socket()
+    connection.makeConnection(socket)
+    connection.send(_Request(pool, _request()))
+    assert socket.value() == _request() and socket.sent == 1
+    pool.close()

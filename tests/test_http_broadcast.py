@@ -202,7 +202,16 @@ def test_invalid_broadcast_options(args, flag):
 # --- in a cluster: relayed through Redis to every node (cluster/relay.py) -------------------------
 
 
-@pytest.mark.parametrize("adapters", ["http,redis", "http,redisx"])
+#: the channel the relayed broadcasts travel on, by broadcast adapters
+RELAYED_ON = {
+    "http,redis": "__anycable_relay__",
+    "http,redisx": "ocpp:ev/CP-1",
+    # no Redis adapter: the relay subscribes itself (--pubsub redis)
+    "http": "__ocppcable_broadcasts__",
+}
+
+
+@pytest.mark.parametrize("adapters", ["http,redis", "http,redisx", "http"])
 @pytest_twisted.ensureDeferred
 async def test_a_broadcast_posted_to_one_node_reaches_a_station_on_another(
     start_gateway, redis_server, reactor, adapters
@@ -211,6 +220,7 @@ async def test_a_broadcast_posted_to_one_node_reaches_a_station_on_another(
         "--rpc-host=demo",
         f"--secret={SECRET}",
         f"--broadcast-adapter={adapters}",
+        "--pubsub=redis",
         f"--redis-url={redis_server.url}",
         "--redis-channel=__anycable_relay__",
         "--redisx-stream=__anycable_relay_x__",
@@ -219,8 +229,8 @@ async def test_a_broadcast_posted_to_one_node_reaches_a_station_on_another(
     node_b = await start_gateway(*args)
     conn = await _booted_station(node_b)
     try:
-        publisher = node_a.service.getServiceNamed("redis-publisher")
-        channel = "__anycable_relay__" if adapters == "http,redis" else "ocpp:ev/CP-1"
+        publisher = node_a.service.getServiceNamed("cluster-redis")
+        channel = RELAYED_ON[adapters]
         await wait_for(
             lambda: publisher.connected and redis_server.subscribers(channel) >= 1, reactor
         )

@@ -172,6 +172,18 @@ async def test_nats_restarted_mid_test_deliveries_resume(start_gateway, backend,
     assert nats and f"127.0.0.1:{server.port} is unavailable" in nats[0]
 
 
+def test_pubsub_nats_alone_needs_no_redis():
+    from ocppcable.options import Options
+
+    options = Options(environ={})
+    options.parseOptions(["--pubsub=nats"])
+    assert options["broadcast-adapter"] == ["http", "nats"]
+    options = Options(environ={"ANYCABLE_NATS_SERVERS": "nats://a:1,nats://b:2"})
+    options.parseOptions(["--pubsub=nats", "--broadcast-adapter=http"])
+    assert options["broadcast-adapter"] == ["http"]
+    assert options["nats-servers"] == "nats://a:1,nats://b:2"
+
+
 async def _twistd_node(reactor, nats_server):
     """``twistd -n ocppcable`` with NATS for broadcasts and the cluster, once it serves and is
     connected to NATS; its port."""

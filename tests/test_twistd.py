@@ -56,6 +56,8 @@ def test_help_lists_every_option():
         (["--rpc-host=ftp://example"], "--rpc-host"),
         (["--rpc-host=localhost:99999"], "--rpc-host"),
         (["--rpc-host=http://localhost:99999/_anycable"], "--rpc-host"),
+        (["--nats-servers=redis://localhost"], "--nats-servers"),
+        (["--nats-channel=a b"], "--nats-channel"),
     ],
 )
 def test_invalid_configuration_fails_with_one_clear_line(args, flag):

@@ -2,8 +2,8 @@
 """Station takeover across the cluster (docs/contract.md, "Replacement").
 
 A station that reconnects lands on whichever node the load balancer picks; its old connection
-may still be open on another node (the station saw the network drop, the node did not yet). When
-Redis is configured every node announces the stations that connect to it on a pub/sub channel,
+may still be open on another node (the station saw the network drop, the node did not yet). In a
+cluster (``--pubsub``) every node announces the stations that connect to it on a pub/sub channel,
 and a node holding an older connection for that id closes it with 1000 "replaced" (which makes
 its Disconnect RPC), exactly as for a second connection on the same node.
 """
@@ -14,13 +14,11 @@ import json
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ocppcable.broadcast.redisx import consumer_name
-from ocppcable.cluster.publisher import RedisPublisher
 from ocppcable.hub import Hub
-from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory
+from ocppcable.plugin import ICluster
 
 log = Logger()
 
@@ -32,30 +30,18 @@ class ClusterTakeover(Service):
 
     name = "takeover"
 
-    def __init__(self, redis: RedisLink, hub: Hub, publisher: RedisPublisher) -> None:
-        self.redis = redis
+    def __init__(self, cluster: ICluster, hub: Hub) -> None:
+        self.cluster = cluster
         self.hub = hub
-        self.publisher = publisher
         self.node = consumer_name()
-        self._subscriber: SubscriberFactory | None = None
         hub.on_register(self._announce)
-
-    def startService(self) -> None:
-        super().startService()
-        self._subscriber = SubscriberFactory(self)
-        self.redis.connect(self._subscriber)  # it logs outages
-
-    def stopService(self) -> Any:
-        super().stopService()
-        subscriber, self._subscriber = self._subscriber, None
-        if subscriber is not None:
-            subscriber.disconnect()
+        cluster.subscribe(CHANNEL, self.received)
 
     def _announce(self, station_id: str) -> None:
         if not self.running:
             return
         message = json.dumps({"station_id": station_id, "node": self.node})
-        d = self.publisher.publish(CHANNEL, message)
+        d = self.cluster.publish(CHANNEL, message)
         d.addErrback(
             lambda f: log.info(
                 "could not announce station {station_id} to the cluster: {reason}",
@@ -63,14 +49,6 @@ class ClusterTakeover(Service):
                 reason=f.getErrorMessage(),
             )
         )
-
-    # --- SubscriberOwner ---------------------------------------------------------------------------
-
-    def subscriber_ready(self, conn: Subscriber) -> Deferred[Any]:
-        return conn.subscribe([CHANNEL])
-
-    def subscriber_lost(self, conn: Subscriber) -> None:
-        pass
 
     def received(self, message: Any) -> None:
         try:

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from ocppcable.nats import wire
 from ocppcable.nats.servers import NatsURL
+from ocppcable.plugin import ICluster
 
 log = Logger()
 
@@ -170,8 +171,10 @@ class NatsProtocol(Protocol):
         pass
 
 
+@implementer(ICluster)
 class NatsClient(Service):
-    """The gateway's NATS connection (see the module's docstring)."""
+    """The gateway's NATS connection (see the module's docstring); the ``nats`` cluster
+    transport."""
 
     name = "nats"
 
