@@ -7,7 +7,12 @@ each CALL with its default reply. Run as ``python -m bench.backend [--workers N]
 pipelined requests answered in order, parsed by ``httptools`` on the epoll reactor): prints
 ``{"ready": true, "port": …}`` and serves until stdin closes or SIGTERM. With ``--slow-prefix P
 --slow-seconds S`` every gRPC ``message`` but BootNotification of a station whose id starts with
-P takes S seconds (a backend slow for some stations, :mod:`bench.isolation`).
+P takes S seconds (a backend slow for some stations, :mod:`bench.isolation`). With ``--rate R``
+the gRPC backend serves at most R RPCs per second: calls over the rate wait their turn in the
+worker thread (a queue, never a refusal), as a backend with a fixed capacity does
+(:mod:`bench.storm`). On stdin, the JSON line ``{"cmd": "stats"}`` is answered with the RPCs
+received and served, and the most received and served in any one second;
+``{"cmd": "rate", "rate": R}`` changes the rate (0: none).
 """
 
 from __future__ import annotations
@@ -44,17 +49,73 @@ def reply(method: str, request: dict[str, Any]) -> dict[str, Any]:
     return {"status": SUCCESS}
 
 
-class NoOpApplication:
-    """:func:`reply` for the gRPC server; thread-safe (it keeps no state)."""
+class Meter:
+    """Counts RPCs per second as they arrive and as they are served; with a rate, spaces the
+    served ones ``1/rate`` apart (each call waits for its turn: a queue, no refusal)."""
 
-    def __init__(self, slow_prefix: str = "", slow_seconds: float = 0.0) -> None:
+    def __init__(self, rate: float = 0.0, clock: Any = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._next = 0.0  # when the next call may be served
+        self.received: dict[int, int] = {}
+        self.served: dict[int, int] = {}
+        self.waiting = 0
+        self.most_waiting = 0
+
+    def admit(self) -> None:
+        """Called by a worker thread when an RPC arrives; returns when it may be served."""
+        with self._lock:
+            now = self.clock()
+            second = int(now)
+            self.received[second] = self.received.get(second, 0) + 1
+            turn = now
+            if self.rate:
+                turn = max(now, self._next)
+                self._next = turn + 1.0 / self.rate
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+        if turn > now:
+            time.sleep(turn - now)
+        with self._lock:
+            self.waiting -= 1
+            second = int(self.clock())
+            self.served[second] = self.served.get(second, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            received, served = dict(self.received), dict(self.served)
+            most_waiting, self.most_waiting = self.most_waiting, self.waiting
+        return {
+            "cmd": "stats",
+            "rate": self.rate,
+            "received": sum(received.values()),
+            "served": sum(served.values()),
+            "peak_received_per_s": max(received.values(), default=0),
+            "peak_served_per_s": max(served.values(), default=0),
+            "most_waiting": most_waiting,
+            # per second (monotonic clock): the caller picks the seconds of its window
+            "received_by_second": sorted(received.items()),
+            "served_by_second": sorted(served.items()),
+        }
+
+
+class NoOpApplication:
+    """:func:`reply` for the gRPC server; thread-safe (its only state is the :class:`Meter`)."""
+
+    def __init__(
+        self, slow_prefix: str = "", slow_seconds: float = 0.0, meter: Meter | None = None
+    ) -> None:
         self.slow_prefix = slow_prefix
         self.slow_seconds = slow_seconds
+        self.meter = meter or Meter()
 
     def connect(self, request, meta):  # type: ignore[no-untyped-def]
+        self.meter.admit()
         return ConnectionResponse(**reply("connect", {}))
 
     def command(self, request, meta):  # type: ignore[no-untyped-def]
+        self.meter.admit()
         if self.slow_prefix and self._slow(request):
             time.sleep(self.slow_seconds)  # this worker thread is busy, as a slow backend's is
         fields = {"command": request.command, "identifier": request.identifier}
@@ -69,6 +130,7 @@ class NoOpApplication:
         return station_id.startswith(self.slow_prefix) and action != "boot_notification"
 
     def disconnect(self, request, meta):  # type: ignore[no-untyped-def]
+        self.meter.admit()
         return DisconnectResponse(**reply("disconnect", {}))
 
 
@@ -80,11 +142,22 @@ def serve_grpc(port: int, workers: int, app: NoOpApplication) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(json.dumps({"ready": True, "port": port}), flush=True)
 
-    def wait_for_eof() -> None:
-        sys.stdin.read()
+    def control() -> None:  # JSON commands until the end of stdin
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            request = json.loads(line)
+            if request.get("cmd") == "rate":
+                app.meter.rate = float(request["rate"])
+                answer = {"cmd": "rate", "rate": app.meter.rate}
+            elif request.get("cmd") == "stats":
+                answer = app.meter.stats()
+            else:
+                answer = {"error": f"unknown command {request.get('cmd')!r}"}
+            print(json.dumps(answer), flush=True)
         stop.set()
 
-    threading.Thread(target=wait_for_eof, daemon=True).start()
+    threading.Thread(target=control, daemon=True).start()
     stop.wait()
     server.stop(1).wait()
 
@@ -140,11 +213,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http", action="store_true", help="serve AnyCable HTTP RPC")
     parser.add_argument("--slow-prefix", default="", help="gRPC: stations whose calls are slow")
     parser.add_argument("--slow-seconds", type=float, default=0.0)
+    parser.add_argument("--rate", type=float, default=0.0, help="gRPC: RPCs served per second")
     args = parser.parse_args(argv)
     if args.http:
         serve_http(args.port)
     else:
-        app = NoOpApplication(args.slow_prefix, args.slow_seconds)
+        app = NoOpApplication(args.slow_prefix, args.slow_seconds, Meter(args.rate))
         serve_grpc(args.port, args.workers, app)
 
 

@@ -6,6 +6,15 @@ Each input line is a JSON command; each command is answered with one JSON line o
 "first": 0, "count": 100, "inflight": 256, "timeout": 60}``
     open ``count`` stations ``<prefix>-<n>`` (at most ``inflight`` handshakes and boots at a
     time); each sends a BootNotification once open. Answers when all are booted or failed.
+    Optional: ``"source": "127.0.0.2"``, the local address to connect from (each address has
+    its own ephemeral ports: more than ~28k connections to one port need several);
+    ``"retry": true``, a station behaves as a real one in a storm: refused with 503 it connects
+    again after ``Retry-After``, otherwise failed or closed before its boot after a jittered
+    ``"backoff"`` (s), and a boot answered ``Pending`` is sent again after its ``interval``; it
+    answers when every station is booted (or at ``timeout``), with the counts of each.
+``{"cmd": "reconnect", "group": "A", ...}``
+    abort every connection of the group, then connect the same stations again at once, as
+    ``connect`` with ``retry`` does (its options; ``inflight`` defaults to all of them).
 ``{"cmd": "heartbeat", "interval": 30}``
     every booted station sends a Heartbeat every ``interval`` seconds (0: none), spread evenly.
 ``{"cmd": "load", "group": "A", "rate": 300, "duration": 10}``
@@ -19,6 +28,10 @@ Each input line is a JSON command; each command is answered with one JSON line o
     answered with a CALLRESULT. Send it before publishing.
 ``{"cmd": "close", "group": "A"}``
     abort the group's connections.
+``{"cmd": "stats"}``
+    open stations, heartbeats answered, remote commands answered, and ``call_errors``: the
+    station CALLs answered with a CALLERROR, not answered within ``CALL_TIMEOUT`` or lost with
+    their connection, by kind, since the start.
 
 Latencies are in milliseconds. The process exits when stdin closes.
 """
@@ -27,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import sys
 import time
 from array import array
@@ -48,6 +62,10 @@ BOOT, HEARTBEAT, LOAD = 1, 2, 3
 TICK = 0.002  # seconds between load ticks
 HEARTBEAT_TICK = 0.05
 DRAIN_TIMEOUT = 10.0  # seconds to wait for outstanding replies after a load window
+#: seconds a station waits for a CALL's answer before it counts the CALL as failed (the
+#: gateway's own --rpc-timeout is 10 s: a CALL not answered by then never will be)
+CALL_TIMEOUT = 30.0
+KIND_NAMES = {BOOT: "boot", HEARTBEAT: "heartbeat", LOAD: "load"}
 
 _BOOT = '[2,"%s","BootNotification",{"chargePointVendor":"bench","chargePointModel":"loadgen"}]'
 _HEARTBEAT = '[2,"%s","Heartbeat",{}]'
@@ -85,12 +103,14 @@ def summary(samples: Any) -> dict[str, Any]:
 class Station(WebSocketClientProtocol):
     """One station connection; the generator does the rest."""
 
-    def __init__(self, gen: LoadGen, station_id: str, resource: str) -> None:
+    def __init__(self, gen: LoadGen, station_id: str, resource: str, slot: int = 0) -> None:
         super().__init__()
         self.gen = gen
         self.factory = gen.factory
         self.station_id = station_id
         self.resource = resource
+        self.slot = slot  # its place in its group's list
+        self.group = ""
         self.outstanding: str | None = None
         self.kind = 0
         self.sent_at = 0.0
@@ -126,6 +146,16 @@ class Station(WebSocketClientProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.gen.closed(self)
 
+    def retry_after(self) -> float | None:
+        """Seconds of the ``Retry-After`` of a handshake refused with 503, else None."""
+        status = getattr(self, "http_status_line", "") or ""
+        if self.is_open or status.split()[1:2] != ["503"]:
+            return None
+        try:
+            return float(self.http_headers.get("retry-after", "1"))
+        except ValueError:
+            return 1.0
+
 
 class LoadGen:
     def __init__(self, reactor: Any, write: Callable[[dict[str, Any]], None]) -> None:
@@ -137,6 +167,11 @@ class LoadGen:
         self.endpoint: Any = None
         self.ids = itertools.count(1)
         self.groups: dict[str, list[Station]] = {}
+        self.source: tuple[str, int] | None = None
+        #: station CALLs that failed, by kind ("boot", "heartbeat", "load") and how
+        self.call_errors: dict[str, int] = {}
+        self._timeouts = LoopingCall(self._sweep_timeouts)
+        self._timeouts.clock = reactor
         self.open: list[Station] = []  # booted and open, for heartbeats
         # connect
         self._connect_queue: list[Station] = []
@@ -174,42 +209,103 @@ class LoadGen:
                 "open": len(self.open),
                 "heartbeats": self.heartbeats,
                 "commands": self.commands_answered,
+                "call_errors": self.call_errors,
             }
         )
 
-    def _target(self, url: str) -> None:
+    def call_failed(self, station: Station, how: str) -> None:
+        key = f"{KIND_NAMES.get(station.kind, 'other')} {how}"
+        self.call_errors[key] = self.call_errors.get(key, 0) + 1
+
+    def _sweep_timeouts(self) -> None:
+        """Count the CALLs not answered within CALL_TIMEOUT as failed; a boot is sent again."""
+        deadline = time.perf_counter() - CALL_TIMEOUT
+        for stations in self.groups.values():
+            for station in stations:
+                if station.outstanding is not None and station.sent_at < deadline:
+                    self.call_failed(station, "timeout")
+                    station.outstanding = None
+                    if station.kind == BOOT and station.is_open:
+                        station.call(BOOT, _BOOT)
+
+    def _target(self, url: str, source: str | None = None) -> None:
         parts = urlsplit(url)
-        if self.factory is None or (parts.hostname, parts.port) != (self.host, self.port):
+        bind = (source, 0) if source else None
+        target = (parts.hostname, parts.port, bind)
+        if self.factory is None or target != (self.host, self.port, self.source):
             self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+            self.source = bind
             self.factory = WebSocketClientFactory(
                 url, protocols=[SUBPROTOCOL], reactor=self.reactor
             )
             self.factory.setProtocolOptions(openHandshakeTimeout=30, closeHandshakeTimeout=2)
-            self.endpoint = TCP4ClientEndpoint(self.reactor, self.host, self.port, timeout=30)
+            self.endpoint = TCP4ClientEndpoint(
+                self.reactor, self.host, self.port, timeout=30, bindAddress=bind
+            )
 
     def cmd_connect(self, request: dict[str, Any]) -> None:
         if self._connect_state is not None:
             raise RuntimeError("a connect is already running")
         url = request["url"].rstrip("/")
-        self._target(url)
+        self._target(url, request.get("source"))
         base = urlsplit(url).path
         prefix, first, count = request["prefix"], request.get("first", 0), request["count"]
-        stations = [
-            Station(self, f"{prefix}-{n:05d}", f"{base}/{prefix}-{n:05d}")
-            for n in range(first, first + count)
-        ]
-        self.groups.setdefault(request["group"], []).extend(stations)
+        group = self.groups.setdefault(request["group"], [])
+        stations = []
+        for n in range(first, first + count):
+            station = Station(self, f"{prefix}-{n:05d}", f"{base}/{prefix}-{n:05d}", len(group))
+            station.group = request["group"]
+            group.append(station)
+            stations.append(station)
+        self._start_connects(stations, request)
+
+    def cmd_reconnect(self, request: dict[str, Any]) -> None:
+        if self._connect_state is not None:
+            raise RuntimeError("a connect is already running")
+        stations = self.groups.get(request["group"], [])
+        self._drop(stations)
+        self.reactor.callLater(0.2, self._reconnect, stations, request)
+
+    def _drop(self, stations: list[Station]) -> None:
+        """Abort the stations' connections; a CALL they had outstanding is no failure."""
+        dropped = set(stations)
+        self.open = [s for s in self.open if s not in dropped]
+        for station in stations:
+            station.booted = False
+            station.outstanding = None
+            if station.transport is not None:
+                station.transport.abortConnection()
+
+    def _reconnect(self, stations: list[Station], request: dict[str, Any]) -> None:
+        fresh = [self._replace(station) for station in stations]
+        self._start_connects(fresh, {"retry": True, "inflight": len(fresh), **request})
+
+    def _replace(self, station: Station) -> Station:
+        """A new connection of the same station, in its place in its group."""
+        fresh = Station(self, station.station_id, station.resource, station.slot)
+        fresh.group = station.group
+        self.groups[station.group][station.slot] = fresh
+        return fresh
+
+    def _start_connects(self, stations: list[Station], request: dict[str, Any]) -> None:
         self._connect_queue = stations[::-1]
         self._connecting = 0
         state = self._connect_state = {
             "limit": request.get("inflight", 256),
-            "count": count,
+            "count": len(stations),
             "booted": 0,
             "failed": 0,
+            "retry": bool(request.get("retry")),
+            "backoff": request.get("backoff", 2.0),
+            "refused_503": 0,
+            "retried": 0,
+            "pending": 0,
             "started": time.perf_counter(),
             "timer": self.reactor.callLater(request.get("timeout", 120), self._connect_done),
         }
         state["boot_latency"] = array("d")
+        if not self._timeouts.running:
+            self._timeouts.start(1.0, now=False)
         self._pump_connects()
 
     def _pump_connects(self) -> None:
@@ -230,11 +326,46 @@ class LoadGen:
             return
         station.connecting = False
         self._connecting -= 1
+        if not ok and state["retry"]:
+            self._retry(station, state)
+            return
         state["booted" if ok else "failed"] += 1
         if state["booted"] + state["failed"] >= state["count"]:
             self._connect_done()
         else:
             self._pump_connects()
+
+    def _retry(self, station: Station, state: dict[str, Any]) -> None:
+        """Connect the station again later: after Retry-After if refused with 503, else after
+        a jittered backoff."""
+        delay = station.retry_after()
+        if delay is None:
+            delay = state["backoff"] * (0.5 + random.random())
+        else:
+            state["refused_503"] += 1
+        state["retried"] += 1
+        if station.is_open:  # its boot failed: this connection is given up
+            station.outstanding = None
+            station.transport.abortConnection()
+        fresh = self._replace(station)
+        self.reactor.callLater(delay, self._requeue, fresh, state)
+
+    def _requeue(self, station: Station, state: dict[str, Any]) -> None:
+        if state is self._connect_state:
+            self._connect_queue.append(station)
+            self._pump_connects()
+
+    def _boot_pending(self, station: Station, message: list[Any]) -> None:
+        """A boot answered Pending: sent again after its interval (the station stays open)."""
+        state = self._connect_state
+        if state is not None:
+            state["pending"] += 1
+        interval = message[2].get("interval") or 10
+        self.reactor.callLater(interval, self._boot_again, station)
+
+    def _boot_again(self, station: Station) -> None:
+        if station.is_open and not station.booted and station.outstanding is None:
+            station.call(BOOT, _BOOT)
 
     def _connect_done(self) -> None:
         state, self._connect_state = self._connect_state, None
@@ -251,14 +382,15 @@ class LoadGen:
                 "unfinished": state["count"] - state["booted"] - state["failed"],
                 "elapsed": round(time.perf_counter() - state["started"], 3),
                 "boot_latency": summary(state["boot_latency"]),
+                "refused_503": state["refused_503"],
+                "retried": state["retried"],
+                "pending": state["pending"],
             }
         )
 
     def cmd_close(self, request: dict[str, Any]) -> None:
         stations = self.groups.pop(request["group"], [])
-        for station in stations:
-            if station.transport is not None:
-                station.transport.abortConnection()
+        self._drop(stations)
         self.reactor.callLater(0.2, self.write, {"cmd": "close", "closed": len(stations)})
 
     def cmd_heartbeat(self, request: dict[str, Any]) -> None:
@@ -416,16 +548,26 @@ class LoadGen:
                 self._latencies.append((time.perf_counter() - station.sent_at) * 1000.0)
             else:
                 load["errors"] += 1
+                self.call_failed(station, "CALLERROR")
             if load["running"]:
                 if load["closed_loop"]:
                     self._send_load(station)
             else:
                 self._maybe_finish_load()
         elif kind == HEARTBEAT:
-            self.heartbeats += 1
+            if ok:
+                self.heartbeats += 1
+            else:
+                self.call_failed(station, "CALLERROR")
         elif kind == BOOT:
             state = self._connect_state
-            booted = ok and isinstance(message[2], dict) and message[2].get("status") == "Accepted"
+            status = message[2].get("status") if ok and isinstance(message[2], dict) else None
+            if not ok:
+                self.call_failed(station, "CALLERROR")
+            elif status == "Pending":
+                self._boot_pending(station, message)
+                return
+            booted = status == "Accepted"
             if booted:
                 station.booted = True
                 self.open.append(station)
@@ -447,6 +589,8 @@ class LoadGen:
 
     def closed(self, station: Station) -> None:
         station.is_open = False
+        if station.outstanding is not None:
+            self.call_failed(station, "lost")
         if station.connecting:  # closed (or refused) before its boot was answered
             self._connect_ended(station, ok=False)
         if station.booted:

@@ -20,7 +20,7 @@ def check_grpc(target: str) -> None:
     if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(
             f"expected host:port (port 1-65535) for gRPC, an http:// or https:// URL for HTTP "
-            f"RPC, or demo; got {target!r}"
+            f"RPC, python:package.module:ChannelClass, or demo; got {target!r}"
         )
 
 
@@ -62,11 +62,35 @@ def http(config: Mapping[str, Any], wiring: Wiring) -> Any:
     )
 
 
+def check_python(target: str) -> None:
+    """Imports the channel of ``python:package.module:ChannelClass``, so that a mistake stops
+    the start."""
+    from ocppcable.rpc.inprocess import load_application
+
+    load_application(target)
+
+
+def _in_process(app: Any, config: Mapping[str, Any], wiring: Wiring) -> Any:
+    from ocppcable.rpc.inprocess import InProcessClient
+    from ocppcable.rpc.policy import CallPolicy
+
+    policy = CallPolicy(
+        wiring.reactor, config["rpc-concurrency"], config["rpc-timeout"], wiring.metrics
+    )
+    return InProcessClient(app, policy)
+
+
 def demo(config: Mapping[str, Any], wiring: Wiring) -> Any:
     from ocppcable.demo import OCPPApplication
-    from ocppcable.rpc.inprocess import InProcessClient
 
-    return InProcessClient(OCPPApplication(id_tags=config["demo-id-tags"]))
+    return _in_process(OCPPApplication(id_tags=config["demo-id-tags"]), config, wiring)
+
+
+def python_channel(config: Mapping[str, Any], wiring: Wiring) -> Any:
+    """A channel written on :mod:`ocppcable.channel`, run in this process."""
+    from ocppcable.rpc.inprocess import load_application
+
+    return _in_process(load_application(config["rpc-host"]), config, wiring)
 
 
 # --- cluster transports --------------------------------------------------------------------------

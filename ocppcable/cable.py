@@ -261,7 +261,7 @@ class DisconnectReply:
 Reply = ConnectReply | CommandReply | DisconnectReply
 
 
-# --- to and from protobuf (gRPC, the in-process demo backend) ----------------------------------
+# --- to and from protobuf (gRPC, the in-process channels) -------------------------------------
 
 
 def _env_pb(env: Env) -> pb.Env:

@@ -1,4 +1,5 @@
-"""A small AnyCable application with an ``OCPPChannel``, written in Python.
+# -*- test-case-name: tests.test_demo -*-
+"""The demo backend: an ``OCPPChannel`` written on :mod:`ocppcable.channel`, its first user.
 
 It answers like the Rails channel in the README: accepts boots, authorizes idTags from an
 allow-list, issues transaction ids and records every call. The gateway runs it in-process with
@@ -16,19 +17,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from twisted.logger import Logger
 
+from ocppcable.channel import Channel, ChannelApplication, Connection
 from ocppcable.protos.rpc_pb2 import (
-    SUCCESS,
     CommandMessage,
     CommandResponse,
     ConnectionRequest,
     ConnectionResponse,
     DisconnectRequest,
     DisconnectResponse,
-    EnvResponse,
 )
 
 log = Logger()
@@ -54,13 +53,66 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class OCPPApplication:
-    """Connection + OCPPChannel, as AnyCable RPC handlers over protobuf messages.
+class DemoConnection(Connection):
+    def connect(self) -> None:
+        log.info("demo backend: Connect from {station_id}", station_id=self.station_id)
+        super().connect()
 
-    Thread-safe: a gRPC server calls it from its worker threads.
-    """
+    def disconnect(self) -> None:
+        log.info("demo backend: Disconnect {identifiers}", identifiers=_encode(self.identifiers))
+
+
+class OCPPChannel(Channel):
+    """Streams ``ocpp:ev/<id>`` (and ``ocpp:ev/<serial>``); actions answer from the
+    application's allow-list and transaction counter."""
+
+    connection_class = DemoConnection
+    application: OCPPApplication
+
+    def subscribed(self) -> None:
+        self.stream_for(f"ev/{self.station_id}")
+        serial = self.params.get("sn")
+        if serial and serial != self.station_id:
+            self.stream_for(f"ev/{serial}")
+        self.state["station_id"] = self.station_id
+
+    def _id_tag_info(self, id_tag: Any) -> dict[str, str]:
+        id_tags = self.application.id_tags
+        accepted = id_tags is None or id_tag in id_tags
+        return {"status": "Accepted" if accepted else "Invalid"}
+
+    def boot_notification(self, data: dict[str, Any]) -> dict[str, Any]:
+        interval = self.application.heartbeat_interval
+        return {"status": "Accepted", "currentTime": _now(), "interval": interval}
+
+    def authorize(self, data: dict[str, Any]) -> dict[str, Any]:
+        payload = data["payload"]
+        if self.protocol == "ocpp1.6":
+            return {"idTagInfo": self._id_tag_info(payload.get("idTag"))}
+        return {"idTokenInfo": self._id_tag_info(payload.get("idToken", {}).get("idToken"))}
+
+    def start_transaction(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "transactionId": self.application.next_transaction_id(),
+            "idTagInfo": self._id_tag_info(data["payload"].get("idTag")),
+        }
+
+    def transaction_event(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """2.x: a transaction started with an idToken gets that token's status."""
+        id_token = data["payload"].get("idToken")
+        if data["payload"].get("eventType") != "Started" or not id_token:
+            return None
+        return {"idTokenInfo": self._id_tag_info(id_token.get("idToken"))}
+
+
+class OCPPApplication(ChannelApplication):
+    """The demo's :class:`OCPPChannel` as AnyCable RPC handlers over protobuf messages, with
+    every call recorded.
+
+    Thread-safe: a gRPC server calls it from its worker threads."""
 
     def __init__(self, id_tags: Iterable[str] | None = None, heartbeat_interval: int = 60) -> None:
+        super().__init__(OCPPChannel)
         #: idTags that authorize; None accepts any
         self.id_tags = None if id_tags is None else frozenset(id_tags)
         self.heartbeat_interval = heartbeat_interval
@@ -69,95 +121,28 @@ class OCPPApplication:
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
 
+    def next_transaction_id(self) -> int:
+        with self._lock:
+            return next(self._transaction_ids)
+
     def _record(self, call: RecordedCall) -> None:
         with self._lock:
             self.calls.append(call)
 
-    # --- Connection ------------------------------------------------------------------------------
-
     def connect(self, request: ConnectionRequest, meta: Mapping[str, str]) -> ConnectionResponse:
         self._record(RecordedCall("connect", request, dict(meta)))
-        station_id = unquote(urlsplit(request.env.url).path.rsplit("/", 1)[-1])
-        log.info("demo backend: Connect from {station_id}", station_id=station_id)
-        return ConnectionResponse(
-            status=SUCCESS,
-            identifiers=_encode({"station_id": station_id}),
-            transmissions=[_encode({"type": "welcome", "sid": meta.get("sid", "")})],
-        )
+        return super().connect(request, meta)
 
     def disconnect(self, request: DisconnectRequest, meta: Mapping[str, str]) -> DisconnectResponse:
         self._record(RecordedCall("disconnect", request, dict(meta)))
-        log.info("demo backend: Disconnect {identifiers}", identifiers=request.identifiers)
-        return DisconnectResponse(status=SUCCESS)
-
-    # --- OCPPChannel -----------------------------------------------------------------------------
+        return super().disconnect(request, meta)
 
     def command(self, request: CommandMessage, meta: Mapping[str, str]) -> CommandResponse:
-        if request.command == "subscribe":
-            self._record(RecordedCall("subscribe", request, dict(meta)))
-            return self.subscribed(request)
-        if request.command == "unsubscribe":
-            self._record(RecordedCall("unsubscribe", request, dict(meta)))
-            return CommandResponse(status=SUCCESS, stop_streams=True)
+        if request.command != "message":
+            self._record(RecordedCall(request.command, request, dict(meta)))
+            return super().command(request, meta)
         data = json.loads(request.data)
         self._record(RecordedCall("message", request, dict(meta), data))
         log.info("demo backend: {action}", action=data.get("action"))
         log.debug("demo backend payload: {payload}", payload=_encode(data.get("payload")))
-        handler = getattr(self, "on_" + str(data.get("action")), None)
-        params = json.loads(request.identifier)
-        reply = handler(data, params.get("protocol", "ocpp1.6")) if handler is not None else None
-        if reply is None:
-            return CommandResponse(status=SUCCESS)
-        return CommandResponse(
-            status=SUCCESS,
-            transmissions=[
-                _encode(
-                    {
-                        "identifier": request.identifier,
-                        "message": {"command": "Ack", "id": data["id"], "payload": reply},
-                    }
-                )
-            ],
-        )
-
-    def subscribed(self, request: CommandMessage) -> CommandResponse:
-        params = json.loads(request.identifier)
-        streams = [f"ocpp:ev/{params['id']}"]
-        if params.get("sn") and params["sn"] != params["id"]:
-            streams.append(f"ocpp:ev/{params['sn']}")
-        confirm = _encode({"identifier": request.identifier, "type": "confirm_subscription"})
-        return CommandResponse(
-            status=SUCCESS,
-            streams=streams,
-            transmissions=[confirm],
-            env=EnvResponse(istate={"station_id": params["id"]}),
-        )
-
-    def _id_tag_info(self, id_tag: Any) -> dict[str, str]:
-        accepted = self.id_tags is None or id_tag in self.id_tags
-        return {"status": "Accepted" if accepted else "Invalid"}
-
-    # Handlers get the perform data and the station's OCPP version ("protocol" in the channel
-    # identifier; absent for 1.6) and return an Ack payload, or None for the default reply.
-
-    def on_boot_notification(self, data: dict[str, Any], protocol: str) -> dict[str, Any]:
-        return {"status": "Accepted", "currentTime": _now(), "interval": self.heartbeat_interval}
-
-    def on_authorize(self, data: dict[str, Any], protocol: str) -> dict[str, Any]:
-        payload = data["payload"]
-        if protocol == "ocpp1.6":
-            return {"idTagInfo": self._id_tag_info(payload.get("idTag"))}
-        return {"idTokenInfo": self._id_tag_info(payload.get("idToken", {}).get("idToken"))}
-
-    def on_start_transaction(self, data: dict[str, Any], protocol: str) -> dict[str, Any]:
-        return {
-            "transactionId": next(self._transaction_ids),
-            "idTagInfo": self._id_tag_info(data["payload"].get("idTag")),
-        }
-
-    def on_transaction_event(self, data: dict[str, Any], protocol: str) -> dict[str, Any] | None:
-        """2.x: a transaction started with an idToken gets that token's status."""
-        id_token = data["payload"].get("idToken")
-        if data["payload"].get("eventType") != "Started" or not id_token:
-            return None
-        return {"idTokenInfo": self._id_tag_info(id_token.get("idToken"))}
+        return super().command(request, meta)

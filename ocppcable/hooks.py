@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_hooks -*-
-"""Running the station hooks (``--hooks``) for the WebSocket transport: in order, each call
-guarded, so that a hook that raises is logged with the station id and counts as "no opinion".
+"""Station hooks (``--hooks``): their interface, and running them for the WebSocket transport,
+in order, each call guarded, so that a hook that raises is logged with the station id and
+counts as "no opinion". Plugins import the interface from :mod:`ocppcable.plugin`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,84 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.logger import Logger
-from zope.interface import implementer
+from zope.interface import Attribute, Interface, implementer
 
 from ocppcable.answers import Error, Result
-from ocppcable.plugin import IStation, IStationHook
 
 log = Logger()
+
+
+class IStation(Interface):
+    """A station connection as hooks see it."""
+
+    station_id = Attribute("The id in the station's URL path.")
+    sid = Attribute("The AnyCable session id (in every log line of the station).")
+    subprotocol = Attribute("The OCPP version, as its WebSocket subprotocol (``ocpp1.6``).")
+    headers = Attribute("The upgrade request's headers, names lower-cased.")
+    peer = Attribute("The remote address (host) of the connection.")
+
+    def close(reason: str, code: int = 1008) -> None:
+        """Close the connection with a WebSocket close ``code`` and ``reason``."""
+
+
+class IStationHook(Interface):
+    """Sees every station's lifecycle and frames. Every method is optional in effect (derive
+    from :class:`StationHook`, which does nothing); each runs in the reactor thread and must
+    return quickly. An exception is logged (warn, with the station id) and counts as "no
+    opinion": it never disturbs the station or the other hooks."""
+
+    def connecting(station: IStation) -> str | None:
+        """A station asks to connect: a reason refuses it (HTTP 403); None lets it in."""
+
+    def connected(station: IStation) -> None:
+        """The WebSocket is open."""
+
+    def session_started(station: IStation) -> None:
+        """The backend accepted the station (its ``Connect`` succeeded)."""
+
+    def frame_received(station: IStation, text: str) -> None:
+        """A text frame from the station, before the gateway handles it."""
+
+    def frame_sent(station: IStation, text: str) -> None:
+        """A text frame the gateway sends to the station."""
+
+    def call_received(
+        station: IStation, unique_id: str, action: str, payload: Mapping[str, Any]
+    ) -> Result | Error | None:
+        """A valid CALL about to go to the backend: a :class:`Result` or :class:`Error`
+        answers it here instead; None lets the next hook, then the backend, answer."""
+
+    def closed(station: IStation, code: int | None, reason: str | None) -> None:
+        """The connection is gone (``code`` and ``reason`` of the close, when there was one)."""
+
+
+@implementer(IStationHook)
+class StationHook:
+    """An :class:`IStationHook` with no opinion on anything: override what you need."""
+
+    def connecting(self, station: IStation) -> str | None:
+        return None
+
+    def connected(self, station: IStation) -> None:
+        pass
+
+    def session_started(self, station: IStation) -> None:
+        pass
+
+    def frame_received(self, station: IStation, text: str) -> None:
+        pass
+
+    def frame_sent(self, station: IStation, text: str) -> None:
+        pass
+
+    def call_received(
+        self, station: IStation, unique_id: str, action: str, payload: Mapping[str, Any]
+    ) -> Result | Error | None:
+        return None
+
+    def closed(self, station: IStation, code: int | None, reason: str | None) -> None:
+        pass
+
 
 EVENTS = (
     "connecting",

@@ -42,6 +42,9 @@ class IMetrics(Interface):
     def admission_refused() -> None:
         """A WebSocket handshake was refused (503) by the admission limit."""
 
+    def boot_pending() -> None:
+        """A new station's BootNotification was answered Pending: the backend is saturated."""
+
     def api_call(outcome: str) -> None:
         """The call API answered a call for one station with ``outcome``."""
 
@@ -72,6 +75,9 @@ class NoMetrics:
         pass
 
     def admission_refused(self) -> None:
+        pass
+
+    def boot_pending(self) -> None:
         pass
 
     def api_call(self, outcome: str) -> None:
@@ -171,6 +177,17 @@ class PrometheusMetrics:
             "WebSocket handshakes answered 503 by the admission limit (--admission-rate).",
             registry=registry,
         )
+        self.boots_pending = Counter(
+            "ocppcable_boots_pending",
+            "BootNotifications of new stations answered Pending without an RPC while the "
+            "backend was saturated.",
+            registry=registry,
+        )
+        self.backend_saturated = Gauge(
+            "ocppcable_backend_saturated",
+            "1 while the backend counts as saturated (--overload-queue, --overload-latency).",
+            registry=registry,
+        )
         self.disconnect_queue = Gauge(
             "ocppcable_disconnect_queue_size",
             "Disconnect RPCs waiting to be made.",
@@ -196,7 +213,7 @@ class PrometheusMetrics:
     def watch(self, hub: Any, rpc: Any, disconnects: Any) -> None:
         """Read levels from their owners at scrape time."""
         self.stations.set_function(hub.__len__)
-        policy = getattr(rpc, "policy", None)  # the in-process demo backend has none
+        policy = getattr(rpc, "policy", None)  # a third party's transport may have none
         if policy is not None:
             self.rpc_in_flight.set_function(lambda: policy.in_flight)
             self.rpc_pending.set_function(lambda: policy.pending)
@@ -207,6 +224,9 @@ class PrometheusMetrics:
     def watch_queue(self, depth: Any) -> None:
         """``depth()`` is the number of queued commands."""
         self.queue_depth.set_function(depth)
+
+    def watch_saturation(self, saturated: Any) -> None:
+        self.backend_saturated.set_function(lambda: int(saturated()))
 
     def watch_redis(self, adapter: str, broadcaster: Any) -> None:
         self.redis_connected.labels(adapter).set_function(lambda: int(broadcaster.connected))
@@ -252,6 +272,9 @@ class PrometheusMetrics:
 
     def admission_refused(self) -> None:
         self.admissions_refused.inc()
+
+    def boot_pending(self) -> None:
+        self.boots_pending.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -58,6 +58,16 @@ def positive_int(value: str | int) -> int:
 positive_int.coerceDoc = "An integer > 0."  # type: ignore[attr-defined]
 
 
+def non_negative_int(value: str | int) -> int:
+    number: int = _number(value, int)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {value!r}")
+    return number
+
+
+non_negative_int.coerceDoc = "An integer >= 0."  # type: ignore[attr-defined]
+
+
 def non_negative_float(value: str | float) -> float:
     number: float = _number(value, float)
     if number < 0:
@@ -213,8 +223,9 @@ class Options(usage.Options):
             None,
             "localhost:50051",
             "AnyCable RPC backend: host:port for gRPC, an http:// or https:// URL for HTTP RPC "
-            "(e.g. http://localhost:3000/_anycable), 'demo' for the built-in demo backend, or "
-            "what an RPC transport plugin serves.",
+            "(e.g. http://localhost:3000/_anycable), python:package.module:ChannelClass for a "
+            "channel written in Python (docs/plugins.md), 'demo' for the built-in demo backend, "
+            "or what an RPC transport plugin serves.",
         ],
         ["rpc-concurrency", None, 28, "Maximum RPC calls in flight.", positive_int],
         [
@@ -331,6 +342,30 @@ class Options(usage.Options):
             positive_int,
         ],
         [
+            "overload-queue",
+            None,
+            200,
+            "RPCs waiting at the gate (--rpc-concurrency) above which the backend counts as "
+            "saturated: new stations' BootNotifications are then answered Pending (0: off).",
+            non_negative_int,
+        ],
+        [
+            "overload-latency",
+            None,
+            2.0,
+            "Seconds over which the p90 latency of the RPCs of the last 10 s makes the backend "
+            "count as saturated, as --overload-queue does (0: off).",
+            non_negative_float,
+        ],
+        [
+            "overload-boot-interval",
+            None,
+            30,
+            "Interval (s) of a Pending BootNotification reply while the backend is saturated, "
+            "jittered by +-50%.",
+            positive_int,
+        ],
+        [
             "max-message-size",
             None,
             65536,
@@ -343,7 +378,7 @@ class Options(usage.Options):
             None,
             "Broadcast adapters, comma-separated: http, redis, redisx, nats or a plugin's "
             "[default: http,redis; http,nats with --pubsub nats; http alone with "
-            "--rpc-host=demo]",
+            "--rpc-host=demo or python:…]",
             comma_list,
         ],
         [
@@ -570,7 +605,8 @@ class Options(usage.Options):
         if self["log-level"] not in LOG_LEVELS:
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["broadcast-adapter"] is None:
-            if rpc_host == "demo":
+            in_process = rpc_host == "demo" or rpc_host.startswith("python:")
+            if in_process:
                 self["broadcast-adapter"] = ["http"]
             elif (self["pubsub"] or "").strip().lower() == "nats":  # a cluster with no Redis
                 self["broadcast-adapter"] = ["http", "nats"]

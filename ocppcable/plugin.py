@@ -33,10 +33,12 @@ from typing import Any
 
 from twisted.plugin import IPlugin
 from twisted.python.reflect import namedAny
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Attribute, implementer
 
 from ocppcable.answers import Error, Result
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
+from ocppcable.cluster.interface import ICluster
+from ocppcable.hooks import IStation, IStationHook, StationHook
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 
 __all__ = [
@@ -61,100 +63,6 @@ __all__ = [
     "StationHooks",
     "Wiring",
 ]
-
-
-# --- what plugins build ----------------------------------------------------------------------------
-
-
-class ICluster(Interface):
-    """Messages between the nodes of a cluster: every node subscribed to a channel receives
-    what any node publishes on it, itself included. An outage is the transport's to log and
-    to recover from (resubscribing after a reconnect); it never blocks the reactor.
-
-    If the object provides ``IService`` it is started before, and stopped after, the
-    broadcasters and the takeover that use it."""
-
-    description = Attribute("Where the messages go, for the startup log line.")
-    connected = Attribute("True while publications reach the other nodes.")
-
-    def publish(channel: str, message: str) -> Any:
-        """Send ``message`` to every subscriber of ``channel``; a Deferred that fails when it
-        could not be sent (within a few seconds)."""
-
-    def subscribe(channel: str, receiver: Callable[[str | bytes], None]) -> None:
-        """Call ``receiver(message)`` for every message on ``channel`` from now on."""
-
-
-class IStation(Interface):
-    """A station connection as hooks see it."""
-
-    station_id = Attribute("The id in the station's URL path.")
-    sid = Attribute("The AnyCable session id (in every log line of the station).")
-    subprotocol = Attribute("The OCPP version, as its WebSocket subprotocol (``ocpp1.6``).")
-    headers = Attribute("The upgrade request's headers, names lower-cased.")
-    peer = Attribute("The remote address (host) of the connection.")
-
-    def close(reason: str, code: int = 1008) -> None:
-        """Close the connection with a WebSocket close ``code`` and ``reason``."""
-
-
-class IStationHook(Interface):
-    """Sees every station's lifecycle and frames. Every method is optional in effect (derive
-    from :class:`StationHook`, which does nothing); each runs in the reactor thread and must
-    return quickly. An exception is logged (warn, with the station id) and counts as "no
-    opinion": it never disturbs the station or the other hooks."""
-
-    def connecting(station: IStation) -> str | None:
-        """A station asks to connect: a reason refuses it (HTTP 403); None lets it in."""
-
-    def connected(station: IStation) -> None:
-        """The WebSocket is open."""
-
-    def session_started(station: IStation) -> None:
-        """The backend accepted the station (its ``Connect`` succeeded)."""
-
-    def frame_received(station: IStation, text: str) -> None:
-        """A text frame from the station, before the gateway handles it."""
-
-    def frame_sent(station: IStation, text: str) -> None:
-        """A text frame the gateway sends to the station."""
-
-    def call_received(
-        station: IStation, unique_id: str, action: str, payload: Mapping[str, Any]
-    ) -> Result | Error | None:
-        """A valid CALL about to go to the backend: a :class:`Result` or :class:`Error`
-        answers it here instead; None lets the next hook, then the backend, answer."""
-
-    def closed(station: IStation, code: int | None, reason: str | None) -> None:
-        """The connection is gone (``code`` and ``reason`` of the close, when there was one)."""
-
-
-@implementer(IStationHook)
-class StationHook:
-    """An :class:`IStationHook` with no opinion on anything: override what you need."""
-
-    def connecting(self, station: IStation) -> str | None:
-        return None
-
-    def connected(self, station: IStation) -> None:
-        pass
-
-    def session_started(self, station: IStation) -> None:
-        pass
-
-    def frame_received(self, station: IStation, text: str) -> None:
-        pass
-
-    def frame_sent(self, station: IStation, text: str) -> None:
-        pass
-
-    def call_received(
-        self, station: IStation, unique_id: str, action: str, payload: Mapping[str, Any]
-    ) -> Result | Error | None:
-        return None
-
-    def closed(self, station: IStation, code: int | None, reason: str | None) -> None:
-        pass
 
 
 # --- the plugins -----------------------------------------------------------------------------------

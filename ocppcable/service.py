@@ -24,6 +24,7 @@ from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp import v16, v21, v201
 from ocppcable.ocpp.validation import validator_for
 from ocppcable.options import tcp_endpoint
+from ocppcable.overload import Saturation, never
 from ocppcable.plugin import Wiring
 from ocppcable.registry import Registry, installed
 from ocppcable.reuseport import shares_port
@@ -150,7 +151,7 @@ class Gateway(MultiService):
         super().__init__()
         self.reactor = reactor
         self.hub = hub
-        #: the RPC transport (gRPC, HTTP or the in-process demo backend)
+        #: the RPC transport (gRPC, HTTP, an in-process channel or a plugin's)
         self.client = client
         #: what stations use: the transport with Disconnect RPCs queued
         self.rpc = rpc
@@ -218,11 +219,20 @@ def make_rpc(config: Any, reactor: Any, metrics: IMetrics) -> IRPCClient:
     """The RPC client the transport plugin of ``--rpc-host``'s scheme builds."""
     hub = Hub(metrics)
     wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
-    return _plugins(config).transport(config["rpc-host"]).build(config, wiring)
+    return _build(_plugins(config).transport(config["rpc-host"]), "rpc-host", config, wiring)
 
 
 def _plugins(config: Any) -> Registry:
     return getattr(config, "plugins", None) or installed()
+
+
+def _build(plugin: Any, option: str, config: Any, wiring: Wiring) -> Any:
+    """``plugin``'s object. A ValueError of its factory (a configuration it cannot use) stops
+    the start with one line naming the option and the plugin, and no traceback."""
+    try:
+        return plugin.build(config, wiring)
+    except ValueError as e:
+        raise SystemExit(f"--{option} {plugin.name}: {e}") from None
 
 
 def make_admission(config: Any, reactor: Any) -> Admission | None:
@@ -233,6 +243,18 @@ def make_admission(config: Any, reactor: Any) -> Admission | None:
     return Admission(rate, burst, reactor.seconds)
 
 
+def make_saturation(config: Any, reactor: Any, client: IRPCClient) -> Saturation | None:
+    """The backend's saturation, watched at the RPC gate of ``client`` (None: not watched,
+    because both signals are off or the client has no gate)."""
+    policy = getattr(client, "policy", None)  # a third party's transport may have none
+    queue, latency = config["overload-queue"], config["overload-latency"]
+    if policy is None or not (queue or latency):
+        return None
+    saturation = Saturation(reactor.seconds, lambda: policy.pending, queue, latency)
+    policy.latency_observer = saturation.observe
+    return saturation
+
+
 def makeService(config: Any, reactor: Any = None) -> Gateway:
     if reactor is None:
         from twisted.internet import reactor
@@ -240,11 +262,15 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     hub = Hub(metrics, Cooperator(scheduler=lambda step: reactor.callLater(0, step)))
     plugins = _plugins(config)
     wiring = Wiring(reactor=reactor, dispatch=hub.dispatch, metrics=metrics, hub=hub)
-    client = plugins.transport(config["rpc-host"]).build(config, wiring)
+    client = _build(plugins.transport(config["rpc-host"]), "rpc-host", config, wiring)
     hooks = tuple(
-        plugin.build(config, wiring) for plugin in plugins.chosen("hooks", config["hooks"])
+        _build(plugin, "hooks", config, wiring)
+        for plugin in plugins.chosen("hooks", config["hooks"])
     )
     rpc = RateLimitedDisconnects(reactor, client, config["disconnect-rate"])
+    saturation = make_saturation(config, reactor, client)
+    if saturation is not None:
+        metrics.watch_saturation(saturation)
     settings = SessionSettings(
         channel=config["ocpp-channel"],
         granular_actions=config["ocpp-granular-actions"],
@@ -256,6 +282,8 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         max_frame=config["max-message-size"],
         rate_limit=config["ocpp-rate-limit"],
         rate_burst=max(1.0, 2.5 * config["ocpp-rate-limit"]),
+        pending_interval=config["overload-boot-interval"],
+        backend_saturated=saturation or never,
         report_start=api_enabled(config),
     )
     catalogs = {version: CATALOGS[version] for version in config["ocpp-versions"]}
@@ -290,7 +318,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
             hook.setServiceParent(gateway)
     if config["pubsub"] != "none":
         [cluster_plugin] = plugins.chosen("pubsub", [config["pubsub"]])
-        wiring.cluster = cluster_plugin.build(config, wiring)
+        wiring.cluster = _build(cluster_plugin, "pubsub", config, wiring)
         if IService.providedBy(wiring.cluster):
             wiring.cluster.setServiceParent(gateway)
     on_main_site = wiring.main_site
@@ -306,7 +334,7 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
         else:  # demo mode: beside a broadcaster without a key
             wiring.unkeyed[API_PATH] = api
     for adapter in plugins.chosen("broadcast-adapter", config["broadcast-adapter"]):
-        broadcaster = adapter.build(config, wiring)
+        broadcaster = _build(adapter, "broadcast-adapter", config, wiring)
         broadcaster.setServiceParent(gateway)
         gateway.broadcasters.append(broadcaster)
     if api is not None and not api.keyed:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session, tests.test_session_features -*-
+# -*- test-case-name: tests.test_session, tests.test_session_features, tests.test_overload -*-
 """One station's session as a sans-I/O state machine.
 
 A :class:`Session` is fed events (a text frame arrived, an RPC answered or failed, a timer fired,
@@ -14,6 +14,7 @@ takes the answer.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections import deque
@@ -35,6 +36,7 @@ from ocppcable.ocpp import framing
 from ocppcable.ocpp.catalog import NO_REPLY, Catalog
 from ocppcable.ocpp.framing import ErrorKind
 from ocppcable.ocpp.validation import Validator, Violation
+from ocppcable.overload import jittered, never
 from ocppcable.phase import CONNECTED, DISCONNECTS, GONE, PROCESSING, Event, Phase, advance
 from ocppcable.ratelimit import TokenBucket
 
@@ -127,6 +129,12 @@ class SessionSettings:
     #: frames per second a station may send on average (0: unlimited), and the burst above it
     rate_limit: float = 20.0
     rate_burst: float = 50.0
+    #: whether the backend is saturated (:mod:`ocppcable.overload`): asked when a station with
+    #: no session yet sends a BootNotification, answered ``Pending`` without any RPC if so
+    backend_saturated: Callable[[], bool] = never
+    #: seconds of a ``Pending`` BootNotification's ``interval``, jittered by ±50 %
+    #: (``--overload-boot-interval``)
+    pending_interval: int = 30
 
 
 @dataclass(slots=True)
@@ -195,6 +203,8 @@ class Session:
     utc_now: Callable[[], str] = _utc_now
     clock: Callable[[], float] = time.monotonic
     metrics: IMetrics = field(default_factory=NoMetrics)
+    #: floats in [0, 1): the jitter of a ``Pending`` boot's interval
+    random: Callable[[], float] = random.random
     #: asked before the backend about every valid CALL (the station hooks); None: nobody
     local_answer: LocalAnswer | None = None
 
@@ -541,6 +551,8 @@ class Session:
         if call.answered or self.phase not in PROCESSING:
             return self._finish()
         if self.phase is Phase.CONNECTING:
+            if call.action == "BootNotification" and self.settings.backend_saturated():
+                return self._boot_pending(call)
             request = cable.ConnectRequest(cable.Env(url=self.url, headers=self.headers))
             return [self._rpc(Purpose.CONNECT, request, call)]
         if self.identifier is None:
@@ -649,14 +661,26 @@ class Session:
         reason = f"backend error on {what}"
         return self._answer_error(call, ErrorKind.INTERNAL, reason) + self._finish()
 
+    def _boot_reply(self, call: _InboundCall, status: str, interval: int) -> list[Effect]:
+        """A BootNotification's reply with ``status`` (the same shape in 1.6 and 2.x)."""
+        payload = {"status": status, "currentTime": self.utc_now(), "interval": interval}
+        return self._answer(call, framing.encode_result(call.unique_id, payload))
+
+    def _boot_pending(self, call: _InboundCall) -> list[Effect]:
+        """The backend is saturated: the station is told to boot again later, and its session
+        stays unconnected (its next BootNotification starts it as usual)."""
+        interval = jittered(self.settings.pending_interval, self.random)
+        self._log.debug(
+            "station {station_id}: backend saturated, BootNotification answered Pending "
+            "({interval}s)",
+            interval=interval,
+        )
+        self.metrics.boot_pending()
+        return self._boot_reply(call, "Pending", interval) + self._finish()
+
     def _reject(self, call: _InboundCall) -> list[Effect]:
         if call.action == "BootNotification":
-            payload = {
-                "status": "Rejected",
-                "currentTime": self.utc_now(),
-                "interval": self.settings.heartbeat_interval,
-            }
-            effects = self._answer(call, framing.encode_result(call.unique_id, payload))
+            effects = self._boot_reply(call, "Rejected", self.settings.heartbeat_interval)
         else:
             effects = self._answer_error(call, ErrorKind.SECURITY, "rejected by backend")
         return effects + [Close(1008, "rejected")]

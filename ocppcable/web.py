@@ -52,6 +52,7 @@ class StationEndpoint(WebSocketResource):
         self.stations.metrics.admission_refused()
         request.quiet = True  # counted, and logged in summary by the admission limit
         request.channel.persistent = False  # the station opens a new connection to retry
+        request.setHeader(b"connection", b"close")
         request.setResponseCode(503)
         request.setHeader(b"retry-after", b"%d" % retry_after)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")

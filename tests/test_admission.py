@@ -113,6 +113,7 @@ async def test_a_burst_beyond_the_admission_rate_gets_503_and_succeeds_later(
         for status, headers, closed in first:
             if status == 503:
                 assert 1 <= int(headers["retry-after"]) <= 60 and closed, headers
+                assert headers["connection"] == "close", headers
         # the refused stations come back after their Retry-After, as long as they are refused
         attempts = []
         for _ in range(20):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,55 @@ def test_isolation_figure_runs(tmp_path):
     figures = json.loads(out.read_text())
     for window in ("alone", "beside_slow"):
         assert figures[window]["answered"] > 0, figures
+
+
+def _run_smoke(tmp_path, module):
+    out = tmp_path / "figures.json"
+    run = subprocess.run(
+        [sys.executable, "-m", module, "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return json.loads(out.read_text()), run.stdout
+
+
+@pytest.mark.bench
+def test_storm_figures_run(tmp_path):
+    """Figures 8 and 9 (``python -m bench.storm``) at tiny counts: the boot storm on one and on
+    two processes sharing a reuseport: port, and the reconnect storm to the end."""
+    figures, stdout = _run_smoke(tmp_path, "bench.storm")
+    boot = figures["boot_storm"]
+    assert boot["p1"]["stations_per_process"] == [40]
+    assert sum(boot["p2"]["stations_per_process"]) == 40
+    assert len(boot["p2"]["stations_per_process"]) == 2
+    storm = figures["reconnect_storm"]
+    assert storm["rebooted"] == 40
+    assert "call_errors_total" in storm
+    assert "8 boot storm" in stdout and "9 reconnect storm" in stdout
+
+
+@pytest.mark.bench
+def test_idle_figure_runs(tmp_path):
+    """Figure 10 (``python -m bench.idle50k``) at tiny counts, from three source addresses."""
+    figures, stdout = _run_smoke(tmp_path, "bench.idle50k")
+    assert figures["stations"] == 300
+    assert figures["loadgens"] == 3
+    assert figures["kib_per_station"] > 0
+    assert "10 idle stations" in stdout
+
+
+def test_backend_meter_spaces_calls_at_its_rate():
+    """The rate-limited backend queues calls over its rate (never refuses) and counts them."""
+    from bench.backend import Meter
+
+    meter = Meter(rate=200)
+    started = time.monotonic()
+    for _ in range(5):
+        meter.admit()
+    assert time.monotonic() - started >= 4 / 200
+    stats = meter.stats()
+    assert stats["received"] == stats["served"] == 5
+    assert stats["peak_served_per_s"] <= 5

@@ -20,6 +20,7 @@ from ocppcable.plugin import (
     StationHooks,
 )
 from ocppcable.registry import Registry, installed, rpc_scheme
+from tests.support import TWISTD
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_the_scheme_of_rpc_host(target, scheme):
 
 def test_the_built_ins_are_plugins_found_in_the_plugin_package():
     plugins = installed()
-    assert plugins.names("rpc-host") == ["grpc", "http", "https", "demo"]
+    assert plugins.names("rpc-host") == ["grpc", "http", "https", "demo", "python"]
     # the project's own dropins: ocppcable_builtins, then ocppcable_nats
     assert plugins.names("broadcast-adapter") == ["http", "redis", "redisx", "nats"]
     assert plugins.names("pubsub") == ["redis", "nats"]
@@ -137,7 +138,8 @@ def test_hooks_are_built_in_the_order_given(reactor):
         (["--hooks=greeter,greeter"], "--hooks: a hook is named twice"),
         (["--broadcast-adapter=kafka"], "--broadcast-adapter: unknown: kafka; installed: http"),
         (["--pubsub=kafka"], "--pubsub: unknown: kafka; installed: redis"),
-        (["--rpc-host=python:app"], "--rpc-host: no RPC transport for the scheme 'python'"),
+        (["--rpc-host=kafka:app"], "--rpc-host: no RPC transport for the scheme 'kafka'"),
+        (["--rpc-host=python:app"], "--rpc-host: expected python:package.module:ChannelClass"),
     ],
 )
 def test_an_unknown_plugin_is_a_usage_error_naming_the_option(args, message):
@@ -223,3 +225,53 @@ def test_a_second_plugin_of_the_same_name_is_ignored_and_logged():
         globalLogPublisher.removeObserver(events.append)
     assert registry.hooks == (GREETER,)
     assert any("ignoring the plugin" in event.get("log_format", "") for event in events)
+
+
+def test_the_public_face_exports_what_it_lists():
+    import ocppcable.plugin
+
+    assert all(hasattr(ocppcable.plugin, name) for name in ocppcable.plugin.__all__)
+    assert "ICluster" in ocppcable.plugin.__all__ and "IStationHook" in ocppcable.plugin.__all__
+
+
+def test_a_factory_that_cannot_use_the_configuration_stops_the_start_with_one_line(reactor):
+    from ocppcable.service import makeService
+
+    def picky(config, wiring):
+        raise ValueError("needs --greeting to be polite")
+
+    options = _options("--hooks=picky", plugins=_registry(StationHooks("picky", picky)))
+    with pytest.raises(SystemExit) as stopped:
+        makeService(options, reactor)
+    assert stopped.value.code == "--hooks picky: needs --greeting to be polite"
+
+
+def test_twistd_stops_with_one_line_when_a_plugin_cannot_be_built(tmp_path):
+    dropins = tmp_path / "ocppcable" / "plugins"
+    dropins.mkdir(parents=True)
+    (dropins / "picky.py").write_text(
+        textwrap.dedent(
+            """
+            from ocppcable.plugin import StationHooks
+
+            def _picky(config, wiring):
+                raise ValueError("needs a journal directory")
+
+            picky = StationHooks("picky", _picky)
+            """
+        )
+    )
+    twistd = [*TWISTD, "-n", "--pidfile=", "ocppcable"]
+    out = subprocess.run(
+        [*twistd, "--rpc-host=demo", "--hooks=picky", "--port=0", "--http-broadcast-port=0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+    )
+    assert out.returncode == 1
+    assert (out.stdout + out.stderr).strip().splitlines()[-1] == (
+        "--hooks picky: needs a journal directory"
+    )
+    assert "Traceback" not in out.stdout + out.stderr

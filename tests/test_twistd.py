@@ -43,6 +43,9 @@ def test_help_lists_every_option():
         (["--rpc-concurrency=0"], "--rpc-concurrency"),
         (["--admission-rate=-1"], "--admission-rate"),
         (["--admission-burst=0"], "--admission-burst"),
+        (["--overload-queue=-1"], "--overload-queue"),
+        (["--overload-latency=x"], "--overload-latency"),
+        (["--overload-boot-interval=0"], "--overload-boot-interval"),
         (["--ocpp-path=ocpp"], "--ocpp-path"),
         (["--broadcast-adapter=kafka"], "--broadcast-adapter"),
         (["--http-broadcast-port=70000"], "--http-broadcast-port"),
@@ -58,6 +61,9 @@ def test_help_lists_every_option():
         (["--rpc-host=http://localhost:99999/_anycable"], "--rpc-host"),
         (["--nats-servers=redis://localhost"], "--nats-servers"),
         (["--nats-channel=a b"], "--nats-channel"),
+        (["--rpc-host=python:no_such_package.channels:OCPPChannel"], "--rpc-host"),
+        (["--rpc-host=python:ocppcable.demo:Missing"], "--rpc-host"),
+        (["--rpc-host=python:ocppcable.demo:OCPPApplication"], "--rpc-host"),
     ],
 )
 def test_invalid_configuration_fails_with_one_clear_line(args, flag):

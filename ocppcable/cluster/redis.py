@@ -10,8 +10,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ocppcable.cluster.interface import ICluster
 from ocppcable.cluster.publisher import RedisPublisher
-from ocppcable.plugin import ICluster
 from ocppcable.redis_connection import RedisLink, Subscriber, SubscriberFactory
 
 log = Logger()

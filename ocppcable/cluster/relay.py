@@ -22,8 +22,8 @@ from twisted.internet.defer import gatherResults
 from twisted.logger import Logger
 
 from ocppcable.broadcast.interface import Dispatch
+from ocppcable.cluster.interface import ICluster
 from ocppcable.metrics import IMetrics
-from ocppcable.plugin import ICluster
 from ocppcable.publication import MalformedPublication, accept, pubsub_message
 
 log = Logger()

@@ -17,8 +17,8 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from ocppcable.broadcast.redisx import consumer_name
+from ocppcable.cluster.interface import ICluster
 from ocppcable.hub import Hub
-from ocppcable.plugin import ICluster
 
 log = Logger()
 

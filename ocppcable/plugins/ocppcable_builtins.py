@@ -26,6 +26,12 @@ demo = RPCTransport(
         ],
     ],
 )
+python = RPCTransport(
+    "python",
+    "ocppcable.builtins.python_channel",
+    schemes=("python",),
+    checker="ocppcable.builtins.check_python",
+)
 
 http_broadcast = BroadcastAdapter("http", "ocppcable.builtins.http_broadcaster")
 redis_broadcast = BroadcastAdapter("redis", "ocppcable.builtins.redis_broadcaster")

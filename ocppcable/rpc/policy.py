@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_policy -*-
+# -*- test-case-name: tests.test_policy, tests.test_overload -*-
 """The RPC gate, retries with backoff and a per-call budget, shared by every transport.
 
 **The gate** limits the RPCs in flight to ``concurrency``, fairly across stations: each station
@@ -120,6 +120,9 @@ class CallPolicy:
         self._waiting = [0, 0]
         self._admitting = False
         self._sweep: IDelayedCall | None = None
+        #: called with the seconds each admitted call took until it was answered, failed or
+        #: timed out (not when abandoned by its caller): how the backend's latency is watched
+        self.latency_observer: Callable[[float], None] | None = None
 
     @property
     def max_in_flight(self) -> int:
@@ -394,6 +397,8 @@ class _Call:
 
     def _timed_out(self) -> None:
         self.timer = None
+        if not self.done:
+            self._observe()
         self._abandon(RPCUnavailable(f"no answer within {self.policy.timeout:g}s"))
 
     def _cancelled(self, result: Deferred[Any]) -> None:
@@ -414,8 +419,14 @@ class _Call:
 
     def _settle(self, response: Any, error: BaseException | None = None) -> None:
         if not self.done:
+            self._observe()
             self.done = True
             self._finish(response, error)
+
+    def _observe(self) -> None:
+        observer = self.policy.latency_observer
+        if observer is not None and self.admitted:
+            observer(self.policy.clock.seconds() - self.admitted_at)
 
     def _finish(self, response: Any, error: BaseException | None) -> None:
         policy = self.policy
