@@ -96,6 +96,13 @@ def python_channel(config: Mapping[str, Any], wiring: Wiring) -> Any:
 # --- cluster transports --------------------------------------------------------------------------
 
 
+def uses_redis(config: Mapping[str, Any]) -> bool:
+    """Redis is part of this configuration (``--redis-url`` was checked)."""
+    return config["pubsub"] == "redis" or bool(
+        {"redis", "redisx"} & set(config["broadcast-adapter"])
+    )
+
+
 def redis_link(config: Mapping[str, Any], wiring: Wiring) -> RedisLink:
     """The one watcher of the node's Redis connections (one warning per outage for all)."""
     link = wiring.shared.get("redis")

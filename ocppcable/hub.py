@@ -49,6 +49,7 @@ class Hub:
         self._stations: dict[str, Station] = {}
         self._watchers: list[tuple[Callable[[str], None], Callable[[str], None]]] = []
         self._registered: list[Callable[[str], None]] = []
+        self._unregistered: list[Callable[[str], None]] = []
         #: called with ``(stream, data)`` for a broadcast to a stream no station here listens
         #: to (the call API queues those that carry a ttl)
         self.undelivered: Callable[[str, Any], None] | None = None
@@ -72,9 +73,16 @@ class Hub:
         """Call ``registered(station_id)`` whenever a station connects to this node."""
         self._registered.append(registered)
 
+    def on_unregister(self, unregistered: Callable[[str], None]) -> None:
+        """Call ``unregistered(station_id)`` whenever a station's connection here goes away
+        (not when a newer connection here replaced it)."""
+        self._unregistered.append(unregistered)
+
     def unregister(self, station: Station) -> None:
         if self._stations.get(station.station_id) is station:
             del self._stations[station.station_id]
+            for unregistered in self._unregistered:
+                unregistered(station.station_id)
 
     def station(self, station_id: str) -> Station | None:
         return self._stations.get(station_id)

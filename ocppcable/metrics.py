@@ -48,6 +48,10 @@ class IMetrics(Interface):
     def api_call(outcome: str) -> None:
         """The call API answered a call for one station with ``outcome``."""
 
+    def api_route(seconds: float) -> None:
+        """A command went to the station's node in the cluster, which took it after
+        ``seconds`` (the round trip through the cluster transport)."""
+
     def queue_expired(count: int) -> None:
         """``count`` queued commands expired before their station connected."""
 
@@ -81,6 +85,9 @@ class NoMetrics:
         pass
 
     def api_call(self, outcome: str) -> None:
+        pass
+
+    def api_route(self, seconds: float) -> None:
         pass
 
     def queue_expired(self, count: int) -> None:
@@ -204,6 +211,13 @@ class PrometheusMetrics:
             "Commands queued for offline stations.",
             registry=registry,
         )
+        self.api_route_seconds = Histogram(
+            "ocppcable_api_route_duration_seconds",
+            "Cross-node routing of call API commands: from handing a command to the cluster "
+            "until the station's node confirms its session took it.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
         self.queue_expirations = Counter(
             "ocppcable_api_queue_expired",
             "Queued commands that expired before their station connected.",
@@ -266,6 +280,9 @@ class PrometheusMetrics:
 
     def api_call(self, outcome: str) -> None:
         self._child(self.api_calls, outcome).inc()
+
+    def api_route(self, seconds: float) -> None:
+        self.api_route_seconds.observe(seconds)
 
     def queue_expired(self, count: int) -> None:
         self.queue_expirations.inc(count)

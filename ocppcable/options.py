@@ -424,6 +424,23 @@ class Options(usage.Options):
             "--secret; without one the API is off, except in demo mode).",
         ],
         [
+            "api-presence-ttl",
+            None,
+            15.0,
+            "With Redis: seconds after which the stations of a node that stopped without "
+            "cleaning up leave the cluster's presence (the node refreshes its entry every third "
+            "of it).",
+            positive_float,
+        ],
+        [
+            "api-max-queue",
+            None,
+            100,
+            "Call API: commands queued for one offline station (in Redis with a Redis adapter, "
+            "else in memory).",
+            positive_int,
+        ],
+        [
             "http-broadcast-port",
             None,
             8090,

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from ocppcable.admission import Admission
 from ocppcable.api.resource import API_PATH
 from ocppcable.api.wiring import api_enabled, make_call_api
+from ocppcable.builtins import redis_link, uses_redis
 from ocppcable.cluster.takeover import ClusterTakeover
 from ocppcable.http_limits import SiteLimits, connection_budget
 from ocppcable.hub import Hub
@@ -324,7 +325,16 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     on_main_site = wiring.main_site
     api = None
     if api_enabled(config):
-        calls, api = make_call_api(config, reactor, hub, catalogs, validators, metrics)
+        calls, api = make_call_api(
+            config,
+            reactor,
+            hub,
+            catalogs,
+            validators,
+            metrics,
+            cluster=wiring.cluster,
+            redis=redis_link(config, wiring) if uses_redis(config) else None,
+        )
         stations.tracker = calls
         hub.undelivered = calls.undelivered
         calls.setServiceParent(gateway)

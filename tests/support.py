@@ -177,6 +177,18 @@ class RedisServer:
             lines.readline()  # channel
             return int(lines.readline()[1:])
 
+    def channels(self, pattern: str) -> list[str]:
+        """The channels matching ``pattern`` that have subscribers (``PUBSUB CHANNELS``)."""
+        with self.connection() as s:
+            s.sendall(b"PUBSUB CHANNELS %s\r\n" % pattern.encode())
+            lines = s.makefile("rb")
+            count = int(lines.readline()[1:])
+            names = []
+            for _ in range(count):
+                lines.readline()  # $len
+                names.append(lines.readline().rstrip(b"\r\n").decode())
+            return names
+
 
 # --- NATS -------------------------------------------------------------------------------------
 
@@ -644,6 +656,8 @@ def clean_environment() -> dict[str, str]:
         if not name.startswith(("ANYCABLE_", "OCPPCABLE_"))
         and name not in ("PORT", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
     }
+    # pip compiles no bytecode (a third of an install's time): Python compiles what it imports
+    env["PIP_COMPILE"] = "0"
     if sys.prefix != sys.base_prefix:  # run from a virtualenv: "python3" must not be its own
         ours = str(Path(sys.prefix) / "bin")
         env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != ours)

@@ -27,6 +27,7 @@ class FakeStations:
         self.connected: set[str] = set()
         self.delivered: list[tuple[str, RemoteCommand]] = []
         self.expired: list[tuple[str, RemoteCommand]] = []
+        self.returned: list[tuple[str, CommandEnded]] = []
 
     def lookup(self, station_id: str) -> Any:
         if station_id not in self.connected:
@@ -46,6 +47,13 @@ class FakeStations:
         self.expired.append((station_id, command))
         return succeed(station_id in self.connected)
 
+    def started(self, station_id: str) -> None:
+        pass
+
+    def return_ended(self, station_id: str, ended: CommandEnded) -> Any:
+        self.returned.append((station_id, ended))
+        return succeed(None)
+
 
 def service() -> tuple[CallService, FakeStations, Clock]:
     clock = Clock()
@@ -60,8 +68,21 @@ RESET = CallRequest("Reset", {"type": "Soft"}, wait=10, ttl=60)
 
 
 def test_it_is_a_call_tracker():
-    calls, _, _ = service()
+    calls, stations, _ = service()
     assert verifyObject(ICallTracker, calls)
+    assert verifyObject(IPresence, stations) and verifyObject(IRouter, stations)
+
+
+def test_tokens_name_the_node_and_another_nodes_command_ends_there():
+    calls, stations, _ = service()
+    stations.connected.add("CP-1")
+    answer = ensureDeferred(calls.call("CP-1", RESET))
+    [(_, command)] = stations.delivered
+    assert command.token is not None and command.token.endswith("@local")
+    routed = RemoteCommand("u-9", "Reset", {}, token="7@other-node", source="api")
+    calls.ended("CP-1", CommandEnded(routed, Ending.RESULT, {"status": "Accepted"}))
+    assert [(s, e.command.token) for s, e in stations.returned] == [("CP-1", "7@other-node")]
+    assert not answer.called
 
 
 def test_a_late_answer_after_the_wait_does_not_reach_the_request():

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
@@ -27,6 +27,7 @@ from ocppcable.api.interfaces import (
     IPresence,
     IRouter,
     QueuedCommand,
+    Unavailable,
 )
 from ocppcable.api.models import Answer, CallRequest, Limits, Outcome
 from ocppcable.api.streams import StreamMemory
@@ -79,8 +80,12 @@ def answer_for(station_id: str, ended: CommandEnded) -> Answer:
 
 
 @implementer(ICallTracker)
-class CallService(Service):
-    """The call API's engine; a child of the gateway (it sweeps the queue while running)."""
+class CallService(MultiService):
+    """The call API's engine; a child of the gateway (it sweeps the queue while running). Its
+    own children are what its presence, routing and queue need running (Redis connections).
+
+    Tokens name the node (``<n>@<node>``): a command another node handed to a session here
+    ends there (:meth:`IRouter.return_ended`)."""
 
     name = "call-api"
     #: where the API is served, for the start-up log line
@@ -96,8 +101,11 @@ class CallService(Service):
         validators: Mapping[str, Validator],
         limits: Limits,
         metrics: IMetrics | None = None,
+        node: str = "local",
     ) -> None:
+        super().__init__()
         self.reactor = reactor
+        self.node = node
         self.presence = presence
         self.router = router
         self.queue = queue
@@ -112,7 +120,7 @@ class CallService(Service):
         self._tokens = itertools.count(1)
         #: the streams of stations gone offline, for broadcasts with a ttl
         self.streams = StreamMemory(limits.max_queued, limits.max_batch)
-        self._sweeper = LoopingCall(lambda: ensureDeferred(self._sweep()))
+        self._sweeper = LoopingCall(self._sweep_once)
         self._sweeper.clock = reactor
 
     @property
@@ -228,7 +236,7 @@ class CallService(Service):
             waiter.callback(timeout)
 
     def _token(self, track: _Track) -> str:
-        token = str(next(self._tokens))
+        token = f"{next(self._tokens)}@{self.node}"
         self._tracks[token] = track
         return token
 
@@ -237,6 +245,9 @@ class CallService(Service):
     def ended(self, station_id: str, ended: CommandEnded) -> None:
         command = ended.command
         track = self._tracks.pop(command.token, None) if command.token else None
+        if track is None and command.token and command.token.rpartition("@")[2] != self.node:
+            self._run(self.router.return_ended(station_id, ended))  # routed here by another node
+            return
         if track is None:  # a broadcast or transmission with a ttl
             if ended.ending is Ending.UNSENT and command.ttl > 0:
                 ttl = min(command.ttl, self.limits.max_ttl)
@@ -254,6 +265,7 @@ class CallService(Service):
             waiter.callback(answer_for(station_id, ended))
 
     def started(self, station_id: str) -> None:
+        self.presence.started(station_id)
         self._run(self._drain(station_id))
 
     def gone(self, station_id: str, streams: list[str]) -> None:
@@ -346,6 +358,10 @@ class CallService(Service):
             del self._tracks[token]
             await self.queue.release(station_id, entry.command.unique_id)
 
+    def _sweep_once(self) -> Deferred[None]:
+        # Redis away: its connection logs the outage; the next sweep tries again
+        return ensureDeferred(self._sweep()).addErrback(lambda f: f.trap(Unavailable) and None)
+
     async def _sweep(self) -> None:
         expired = await self.queue.sweep()
         for entry in expired:
@@ -361,4 +377,14 @@ class CallService(Service):
 
     @staticmethod
     def _run(work: Any) -> None:
-        ensureDeferred(work).addErrback(lambda f: log.failure("call API queue error", f))
+        ensureDeferred(work).addErrback(_background_failed)
+
+
+def _background_failed(failure: Any) -> None:
+    if failure.check(Unavailable):
+        log.warn(
+            "call API: {reason}; the queue carries on at its next sweep or session start",
+            reason=failure.getErrorMessage(),
+        )
+    else:
+        log.failure("call API queue error", failure)

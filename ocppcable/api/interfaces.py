@@ -16,6 +16,11 @@ from zope.interface import Interface
 from ocppcable.commands import RemoteCommand
 
 
+class Unavailable(Exception):
+    """Where a cluster keeps presence and the queue (Redis) could not be reached: the request
+    is answered 503, background work is logged as a warning and retried by its next cause."""
+
+
 @dataclass(frozen=True)
 class StationInfo:
     """A connected station as the presence list shows it (times in ISO 8601 UTC)."""
@@ -66,6 +71,10 @@ class IPresence(Interface):
         """Deferred firing with up to ``limit`` :class:`StationInfo`, ordered by id, with ids
         greater than ``after``."""
 
+    def started(station_id: str) -> None:
+        """The station's session started here: what presence shows of it (its serial
+        number) may have changed."""
+
 
 class IRouter(Interface):
     """Hands commands to the session of a connected station, on whichever node holds it."""
@@ -77,6 +86,10 @@ class IRouter(Interface):
     def report_expired(station_id: str, command: RemoteCommand) -> Any:
         """Deferred firing True once the station's session reported ``command`` to the
         backend as expired (``#error`` ``Expired``), False when the station is not connected."""
+
+    def return_ended(station_id: str, ended: Any) -> Any:
+        """A session here ended a command that another node handed it (its token names that
+        node): tell that node's :meth:`ocppcable.commands.ICallTracker.ended`."""
 
 
 class ICommandQueue(Interface):
@@ -118,4 +131,4 @@ class ICommandQueue(Interface):
         The queue counts every expiry in the metrics (``IMetrics.queue_expired``)."""
 
     def depth() -> int:
-        """Commands queued now (expired ones not counted)."""
+        """Commands queued now (expired ones not counted; in Redis as of the last sweep)."""

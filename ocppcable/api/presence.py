@@ -66,3 +66,6 @@ class LocalPresence:
             stations = [s for s in stations if s.station_id > after]
         first = heapq.nsmallest(limit, stations, key=lambda s: s.station_id)
         return succeed([station_info(s, self.node) for s in first])
+
+    def started(self, station_id: str) -> None:
+        pass  # read from the hub when asked

@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from ocppcable.api import models
 from ocppcable.api.calls import CallService
-from ocppcable.api.interfaces import IPresence
+from ocppcable.api.interfaces import IPresence, Unavailable
 from ocppcable.api.models import STATION_ID, Answer, Invalid, Limits, Outcome
 from ocppcable.api.openapi import OPENAPI
 from ocppcable.http_limits import IAcceptsBody
@@ -114,9 +114,13 @@ class APIResource(Resource):
                 request.finish()
 
         def failed(failure: Any) -> None:
-            log.failure("call API error on {path}", failure, path=request.path)
+            status, errors = 500, {"errors": ["internal error"]}
+            if failure.check(Unavailable):  # its connection logs the outage
+                status, errors = 503, {"errors": [failure.getErrorMessage()]}
+            else:
+                log.failure("call API error on {path}", failure, path=request.path)
             if not finished and not request.finished:
-                request.write(self._head(request, 500, b'{"errors":["internal error"]}'))
+                request.write(self._head(request, status, _encode(errors)))
                 request.finish()
 
         done.addCallback(reply).addErrback(failed)

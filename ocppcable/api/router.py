@@ -41,3 +41,6 @@ class LocalRouter:
             return succeed(False)
         station.command_expired(command)
         return succeed(True)
+
+    def return_ended(self, station_id: str, ended: Any) -> Any:
+        return succeed(None)  # one node: every token is ours
