@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import Processes, free_port, pin_cpus, raise_open_files_limit, wait_http_ok
-from bench.run import TRANSPORTS, gateway_args, rpc_host
+from bench.run import TRANSPORTS, gateway_args, rpc_host, without_limits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             for tree in trees:
                 port = free_port()
-                gateway = ps.gateway("gateway", port, gateway_args(rpc, redis.url), source=tree)
+                gateway = ps.gateway(
+                    "gateway",
+                    port,
+                    gateway_args(rpc, redis.url) + without_limits(tree),
+                    source=tree,
+                )
                 wait_http_ok(gateway, f"http://127.0.0.1:{port}/health")
                 url = f"ws://127.0.0.1:{port}/ocpp"
                 _request(

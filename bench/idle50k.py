@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import BenchError, Processes, free_port, raise_open_files_limit, wait_http_ok
-from bench.run import CHANNEL, ROOT, gateway_args, machine, rpc_host
-from bench.storm import NO_LIMITS, supported_options
+from bench.run import CHANNEL, ROOT, gateway_args, machine, rpc_host, without_limits
 
 BASELINE = 100
 #: descriptors a process keeps for everything but stations (the gateway's own
@@ -50,11 +49,10 @@ def measure(ps: Processes, stations: int, per_loadgen: int, say: Any) -> dict[st
     for loadgen in loadgens:
         ps.ready(loadgen)
     port, metrics = free_port(), free_port()
-    options = supported_options(None)
     args = [
         *gateway_args(rpc_host("grpc", backend_port), redis.url),
         f"--metrics-listen=tcp:{metrics}:interface=127.0.0.1",
-        *(flag for flag in NO_LIMITS if flag.split("=")[0] in options),
+        *without_limits(None),
     ]
     gateway = ps.gateway("gateway", port, args)
     wait_http_ok(gateway, f"http://127.0.0.1:{metrics}/health")

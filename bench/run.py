@@ -17,6 +17,7 @@ Figures 2 and 6 come from one interleaved series of windows (see :meth:`Run.cpu_
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ from bench.backend import STREAM_PREFIX
 from bench.loadgen import summary
 from bench.processes import (
     ROOT,
+    TWISTD,
     BenchError,
     Child,
     Processes,
@@ -148,6 +150,28 @@ def rpc_host(transport: str, backend_port: int) -> str:
     return f"127.0.0.1:{backend_port}"
 
 
+#: the figures measure capacity: the admission limit and the overload control, on by default,
+#: would turn a boot storm into a measure of their own rates (:mod:`bench.storm` measures them)
+NO_LIMITS = ("--admission-rate=0", "--overload-queue=0", "--overload-latency=0")
+
+
+@functools.cache
+def supported_options(source: str | None) -> frozenset[str]:
+    """The options the gateway's ``twistd ocppcable --help`` lists (an older tree, with
+    ``--gateway-src``, may lack the newer ones)."""
+    env = {**os.environ, **({"PYTHONPATH": source} if source else {})}
+    text = subprocess.run(
+        [TWISTD, "ocppcable", "--help"], cwd=ROOT, env=env, capture_output=True, text=True
+    ).stdout
+    return frozenset(word.split("=")[0] for word in text.split() if word.startswith("--"))
+
+
+def without_limits(source: str | None) -> list[str]:
+    """:data:`NO_LIMITS`, those of them the gateway tree has."""
+    known = supported_options(source)
+    return [flag for flag in NO_LIMITS if flag.split("=")[0] in known]
+
+
 def gateway_args(rpc: str, redis_url: str) -> list[str]:
     return [
         f"--rpc-host={rpc}",
@@ -258,7 +282,8 @@ class Run:
         gateway = self.ps.gateway(
             name,
             port,
-            gateway_args(rpc_host(transport, backend_port), self.redis.url),
+            gateway_args(rpc_host(transport, backend_port), self.redis.url)
+            + without_limits(self.gateway_source),
             source=self.gateway_source,
         )
         self.backends[gateway.name] = self.http_backend if transport == "http" else self.backend

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,6 @@ from typing import Any
 
 from bench.processes import (
     ROOT,
-    TWISTD,
     BenchError,
     Child,
     Processes,
@@ -48,10 +46,7 @@ from bench.processes import (
     raise_open_files_limit,
     wait_http_ok,
 )
-from bench.run import CHANNEL, gateway_args, machine, rpc_host
-
-#: the boot storm measures capacity: these options turn the limits off
-NO_LIMITS = ("--admission-rate=0", "--overload-queue=0", "--overload-latency=0")
+from bench.run import CHANNEL, NO_LIMITS, gateway_args, machine, rpc_host, supported_options
 
 
 @dataclass(frozen=True)
@@ -75,16 +70,6 @@ PROFILES = {
     ),
     "full": StormProfile("full", 10000, 3, 256, 300, 120.0, (), 900),
 }
-
-
-def supported_options(source: str | None) -> set[str]:
-    """The options the gateway's ``twistd ocppcable --help`` lists (an older tree, with
-    ``--gateway-src``, may lack the newer ones)."""
-    env = {**os.environ, **({"PYTHONPATH": source} if source else {})}
-    text = subprocess.run(
-        [TWISTD, "ocppcable", "--help"], cwd=ROOT, env=env, capture_output=True, text=True
-    ).stdout
-    return {word.split("=")[0] for word in text.split() if word.startswith("--")}
 
 
 def metric_values(port: int) -> dict[str, float]:
