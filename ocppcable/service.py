@@ -163,6 +163,10 @@ class Gateway(MultiService):
         #: the --metrics-listen listener, if any
         self.metrics_listener: Listener | None = None
         self.broadcasters: list[Any] = []
+        #: the cluster transport (``--pubsub``), if any
+        self.cluster: Any = None
+        #: the names of the station hooks (``--hooks``), in their order
+        self.hook_names: list[str] = []
 
     #: installed as twistd's log observer when set (see :mod:`ocppcable.logs`)
     log_observer: ILogObserver | None = None
@@ -182,12 +186,15 @@ class Gateway(MultiService):
         super().startService()
         log.info(
             "ocppcable serving OCPP ({versions}) at {endpoints} under {path}/<station_id>; "
-            "RPC: {rpc}; broadcasts: {adapters}; metrics: {metrics}",
+            "RPC: {rpc}; broadcasts: {adapters}; cluster: {cluster}; hooks: {hooks}; "
+            "metrics: {metrics}",
             versions=", ".join(self.stations.catalogs),
             endpoints=", ".join(listener.description for listener in self.listeners),
             path=self.stations.prefix.rstrip("/"),
             rpc=self.rpc.target,
             adapters=", ".join(b.description for b in self.broadcasters) or "none",
+            cluster=self.cluster.description if self.cluster is not None else "none",
+            hooks=", ".join(self.hook_names) or "none",
             metrics=self.metrics_listener.description if self.metrics_listener else "main port",
         )
 
@@ -247,7 +254,7 @@ def make_admission(config: Any, reactor: Any) -> Admission | None:
 def make_saturation(config: Any, reactor: Any, client: IRPCClient) -> Saturation | None:
     """The backend's saturation, watched at the RPC gate of ``client`` (None: not watched,
     because both signals are off or the client has no gate)."""
-    policy = getattr(client, "policy", None)  # the in-process demo backend has none
+    policy = getattr(client, "policy", None)  # a third party's transport may have none
     queue, latency = config["overload-queue"], config["overload-latency"]
     if policy is None or not (queue or latency):
         return None
@@ -314,12 +321,13 @@ def makeService(config: Any, reactor: Any = None) -> Gateway:
     metrics.watch(hub=hub, rpc=client, disconnects=rpc)
     if IService.providedBy(client):
         client.setServiceParent(gateway)
+    gateway.hook_names = list(config["hooks"])
     for hook in hooks:
         if IService.providedBy(hook):
             hook.setServiceParent(gateway)
     if config["pubsub"] != "none":
         [cluster_plugin] = plugins.chosen("pubsub", [config["pubsub"]])
-        wiring.cluster = _build(cluster_plugin, "pubsub", config, wiring)
+        wiring.cluster = gateway.cluster = _build(cluster_plugin, "pubsub", config, wiring)
         if IService.providedBy(wiring.cluster):
             wiring.cluster.setServiceParent(gateway)
     on_main_site = wiring.main_site

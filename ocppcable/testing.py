@@ -42,9 +42,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ocppcable.cable import CommandReply, ConnectReply, DisconnectReply, Status
+from ocppcable.channel import Channel, ChannelApplication
 from ocppcable.hub import Hub
 from ocppcable.metrics import IMetrics, PrometheusMetrics
 from ocppcable.ocpp.validation import validator_for
+from ocppcable.rpc.inprocess import InProcessClient
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.rpc.policy import CallPolicy
 from ocppcable.service import CATALOGS
@@ -275,18 +277,23 @@ class MemoryStation:
 
 class MemoryGateway:
     """The gateway's station side in memory: stations connect with :meth:`connect`, RPCs go to
-    ``rpc`` (an :class:`AnsweringRPC` unless given: your in-process backend, for instance),
-    timers run on :attr:`clock`, and ``hooks`` (station hook objects) run as with ``--hooks``.
-    Other keyword arguments go to :func:`station_factory`."""
+    ``rpc`` (an :class:`AnsweringRPC` unless given: your in-process backend, for instance) or to
+    ``channel`` (a :class:`~ocppcable.channel.Channel` subclass, run as with
+    ``--rpc-host=python:…``), timers run on :attr:`clock`, and ``hooks`` (station hook objects)
+    run as with ``--hooks``. Other keyword arguments go to :func:`station_factory`."""
 
     def __init__(
         self,
         hooks: Sequence[Any] = (),
         rpc: IRPCClient | None = None,
         clock: Clock | None = None,
+        channel: type[Channel] | None = None,
         **options: Any,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
+        if channel is not None:
+            policy = CallPolicy(self.clock, 28, 10.0)
+            rpc = InProcessClient(ChannelApplication(channel), policy)
         self.rpc = rpc if rpc is not None else AnsweringRPC(self.clock)
         self.factory = station_factory(self.clock, self.rpc, hooks=hooks, **options)
         self.hub: Hub = self.factory.hub

@@ -42,6 +42,7 @@ class ChargingChannel(Channel):
             self.reject()
             return
         self.stream_for(f"ev/{self.station_id}")
+        self.state["protocol"] = self.protocol  # kept with the subscription, until it ends
         SEEN.append(("subscribed", self.station_id, dict(self.params)))
 
     def unsubscribed(self) -> None:

@@ -87,7 +87,8 @@ def test_a_whole_16_session_through_the_channel(clock, seen):
         [2, "reset-1", "Reset", {"type": "Soft"}],
     ]
     # the channel state set by start_transaction came back with stop_transaction
-    assert ("stop_transaction", "CP-1", {"transaction": str(transaction)}) in seen
+    state = {"protocol": "ocpp1.6", "transaction": str(transaction)}
+    assert ("stop_transaction", "CP-1", state) in seen
     assert _exchange(station, [3, "reset-1", {"status": "Accepted"}]) == []
     ack = [data for method, _, data in seen if method == "ack"]
     assert ack == [
@@ -96,7 +97,11 @@ def test_a_whole_16_session_through_the_channel(clock, seen):
 
     station.close()
     clock.advance(60)  # the Disconnect goes through the rate-limited queue
-    assert seen[-2:] == [("unsubscribed", "CP-1", {}), ("disconnect", "CP-1", None)]
+    # unsubscribed gets the channel state the Disconnect carries; transaction was deleted
+    assert seen[-2:] == [
+        ("unsubscribed", "CP-1", {"protocol": "ocpp1.6"}),
+        ("disconnect", "CP-1", None),
+    ]
 
 
 def test_a_201_station_gets_its_version_in_params(clock, seen):
@@ -212,8 +217,6 @@ def test_stream_for_names_streams_as_action_cable_does():
 def test_load_application_takes_a_channel_class_or_an_application():
     app = load_application("python:tests.channels:ChargingChannel")
     assert isinstance(app, ChannelApplication) and app.channel is ChargingChannel
-    demo = load_application("python:ocppcable.demo:OCPPChannel")
-    assert demo.channel.channel_name == "ocpp"
     channels.application = ChannelApplication(ChargingChannel)  # type: ignore[attr-defined]
     try:
         assert load_application("python:tests.channels:application") is channels.application
@@ -252,16 +255,18 @@ def test_the_channel_of_docs_plugins_md_passes_its_own_test(tmp_path, monkeypatc
     """The example channel and its test in docs/plugins.md, run as a reader would."""
     text = (ROOT / "docs" / "plugins.md").read_text("utf-8")
     section = text.split("## Write your channel in Python", 1)[1].split("\n## ", 1)[0]
-    channel, test = re.findall(r"```python\n(.*?)```", section, re.S)
+    channel, tests = re.findall(r"```python\n(.*?)```", section, re.S)
     package = tmp_path / "mycharging"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "channels.py").write_text(channel)
     monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict[str, Any] = {}
-    exec(compile(test, "docs/plugins.md", "exec"), namespace)
-    [name] = [name for name in namespace if name.startswith("test_")]
-    namespace[name]()
+    exec(compile(tests, "docs/plugins.md", "exec"), namespace)
+    found = [name for name in namespace if name.startswith("test_")]
+    assert len(found) == 2
+    for name in found:
+        namespace[name]()
     assert isinstance(
         load_application("python:mycharging.channels:OCPPChannel"), ChannelApplication
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from typing import Any
 
 import pytest
@@ -18,7 +19,19 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from tests.channels import SEEN
-from tests.support import TIMEOUT, aio, http_client, open_station, wait_for
+from tests.support import (
+    ROOT,
+    TIMEOUT,
+    aio,
+    free_port,
+    http_client,
+    open_station,
+    raw_socket,
+    twistd,
+    wait_exit,
+    wait_for,
+    wait_output,
+)
 
 TARGET = "--rpc-host=python:tests.channels:ChargingChannel"
 NOW = "2026-01-01T00:00:00Z"
@@ -88,7 +101,8 @@ async def test_a_16_session_through_a_python_channel(start_gateway, reactor, see
     [[meter_values]] = [_seen("meter_values", "CP-E1")]
     assert meter_values["command"] == "MeterValues"
     # the channel state start_transaction set came back to stop_transaction
-    assert _seen("stop_transaction", "CP-E1") == [{"transaction": str(transaction)}]
+    state = {"protocol": "ocpp1.6", "transaction": str(transaction)}
+    assert _seen("stop_transaction", "CP-E1") == [state]
     [ack] = await wait_for(lambda: _seen("ack", "CP-E1"), reactor)
     assert ack == {
         "action": "ack",
@@ -112,7 +126,8 @@ async def test_a_16_session_through_a_python_channel(start_gateway, reactor, see
 
     await aio(conn.close())
     await wait_for(lambda: _seen("disconnect", "CP-E1"), reactor)
-    assert _seen("unsubscribed", "CP-E1") == [{}]  # the transaction left the channel state
+    # the Disconnect carried the channel state, without the transaction stop_transaction deleted
+    assert _seen("unsubscribed", "CP-E1") == [{"protocol": "ocpp1.6"}]
 
 
 class Station201(ChargePoint201):
@@ -189,6 +204,7 @@ async def test_a_201_session_through_a_python_channel(start_gateway, reactor, se
 
     await aio(close())
     await wait_for(lambda: _seen("disconnect", "CS-E2"), reactor)
+    assert _seen("unsubscribed", "CS-E2") == [{"protocol": "ocpp2.0.1"}]
 
 
 @pytest_twisted.ensureDeferred
@@ -206,3 +222,29 @@ async def test_a_refused_station_is_closed_after_a_rejected_boot(start_gateway, 
     finally:
         await aio(conn.close())
     assert not _seen("subscribed", "CP-E3")
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistd_runs_a_python_channel_as_operators_start_it(reactor, monkeypatch):
+    """The module is found on PYTHONPATH, as an operator's package not installed would be."""
+    port = free_port()
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    process = twistd(TARGET, f"--port={port}", "--host=127.0.0.1", "--http-broadcast-port=0")
+    try:
+        banner = await wait_output(process, reactor)
+        assert "ChargingChannel" in banner[-1]
+        ws = await aio(raw_socket(f"ws://127.0.0.1:{port}/ocpp/CP-T1"))
+        boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+        await aio(ws.send(json.dumps(boot)))
+        assert json.loads(await aio(ws.recv()))[2]["interval"] == 60
+        await aio(ws.send(json.dumps([2, "2", "Authorize", {"idTag": "TAG-OK"}])))
+        assert json.loads(await aio(ws.recv())) == [3, "2", {"idTagInfo": {"status": "Accepted"}}]
+        await aio(ws.close())
+        process.send_signal(signal.SIGTERM)
+        assert await wait_exit(process, reactor) == 0
+        assert "Traceback" not in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()

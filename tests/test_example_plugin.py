@@ -67,7 +67,8 @@ def test_a_third_party_hook_is_installed_found_and_run():
         )
         gateway = Process(f"exec {twistd}", workdir, clean_environment())
         try:
-            gateway.wait_for(STARTED, 60)
+            started = gateway.wait_for(STARTED + ".*", 60).group(0)
+            assert "; cluster: none; hooks: journal; " in started
             url = f"ws://127.0.0.1:{port}/ocpp/CP-J1"
             with connect(url, subprotocols=["ocpp1.6"], open_timeout=10) as ws:
                 ws.send(json.dumps(BOOT))

@@ -221,3 +221,17 @@ def test_without_hooks_no_hook_code_runs():
 def test_a_hook_must_provide_the_interface():
     with pytest.raises(TypeError, match="IStationHook"):
         MemoryGateway(hooks=[object()])
+
+
+def test_the_example_of_docs_plugins_md_works_as_written():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    [hook] = [block for block in blocks if "class Gatekeeper" in block]
+    [test] = [block for block in blocks if "def test_strangers" in block]
+    namespace: dict = {}
+    exec(compile(hook + test, "docs/plugins.md", "exec"), namespace)
+    namespace["test_strangers_are_refused_and_acme_answered_here"]()
+    assert verifyObject(IStationHook, namespace["Gatekeeper"](set()))

@@ -255,3 +255,33 @@ def test_a_new_station_s_other_first_call_goes_on_while_saturated() -> None:
     )
     only_rpc(effects, "connect")
     assert sent(effects) == []
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+
+def test_overload_control_is_on_by_default(reactor) -> None:
+    from ocppcable.options import Options
+    from ocppcable.overload import never
+    from ocppcable.service import makeService
+
+    options = Options(environ={})
+    options.parseOptions(["--rpc-host=127.0.0.1:50051", "--broadcast-adapter=http"])
+    gateway = makeService(options, reactor)
+    assert (gateway.stations.admission.rate, gateway.stations.admission._bucket.burst) == (
+        500,
+        1000,
+    )
+    saturated = gateway.stations.settings.backend_saturated
+    assert isinstance(saturated, Saturation)
+    assert (saturated.queue_limit, saturated.latency.limit) == (200, 2.0)
+    assert gateway.client.policy.latency_observer == saturated.observe
+    assert gateway.stations.settings.pending_interval == 30
+
+    options = Options(environ={})
+    options.parseOptions(
+        ["--rpc-host=demo", "--admission-rate=0", "--overload-queue=0", "--overload-latency=0"]
+    )
+    off = makeService(options, reactor)
+    assert off.stations.settings.backend_saturated is never and off.stations.admission is None
+    assert off.client.policy.latency_observer is None

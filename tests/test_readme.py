@@ -6,7 +6,14 @@ with bash in a fresh copy of the repository, so the install really happens: a ne
 the curl remote command of "Try it". Only the port numbers change, so that the test never
 touches the machine's 8080/8090.
 
-Slow (a real ``pip install``, about 15-60 s depending on pip's cache): deselect it with
+"As written" is kept to the letter: the install is the one a user makes, every dependency from
+the package index into a virtualenv of its own (the deployment test, tests/test_deploy.py, lends
+its virtualenv this run's dependencies and so relies on this test for that proof). Only pip's
+environment changes, as a user's pip configuration would: ``PIP_COMPILE=0`` (see
+``clean_environment``) skips compiling every installed module to bytecode, which Python does
+for the modules it imports anyway.
+
+Slow (a real ``pip install``, about 15-60 s depending on the machine's load): deselect it with
 ``-m "not readme"``.
 """
 
