@@ -56,7 +56,9 @@ _decode = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant).dec
 #: non-finite number
 _decode_lenient = json.JSONDecoder().decode
 
-#: what is not a bracket, and a bracket's step in nesting depth: :func:`too_deep` sums them
+#: a string once its escaped backslashes and quotes are dropped; what is not a bracket; and a
+#: bracket's step in nesting depth: :func:`too_deep` sums the steps
+_QUOTED = re.compile(r'"[^"]*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 #: a ``\uD800``-``\uDFFF`` escape: JSON text can only put a surrogate into a string this way
@@ -169,14 +171,14 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     usual frame: only one with more than ``limit`` brackets is scanned, outside its strings.
 
     The scan runs at C speed (a 4 MiB broadcast batch is a few tens of ms, not hundreds): the
-    escaped backslashes and quotes are dropped, so every quote left opens or closes a string
-    and splitting on them leaves the text outside strings at even positions. Exact for valid
+    escaped backslashes and quotes are dropped, so every quote left opens or closes a string,
+    then the strings and whatever is not a bracket, and the steps are summed. Exact for valid
     JSON, and for the valid beginning of any text, which is all the decoder recurses into."""
     if text.count("[") + text.count("{") <= limit:
         return False
-    outside = "".join(text.replace("\\\\", "").replace('\\"', "").split('"')[::2])
-    steps = map(_STEP.__getitem__, _NOT_BRACKET.sub("", outside))
-    return max(accumulate(steps), default=0) > limit
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    brackets = _NOT_BRACKET.sub("", _QUOTED.sub("", unescaped))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
 
 
 def loads(text: str) -> Any:
