@@ -5,7 +5,9 @@
 (:class:`ocppcable.rpc.grpc_client.GRPCClient`: call policy, asyncio bridge, grpc.aio) on the
 epoll reactor, and prints this process's CPU per RPC by thread. The same request a station's
 StatusNotification produces is sent. Compare with the figure-2 CPU per CALL of the gateway and
-of the peer (which makes no RPC at all).
+of the peer (which makes no RPC at all). ``--client h2`` measures instead a gRPC client on the
+reactor thread over the pure-Python ``h2`` (:mod:`bench.h2grpc`, a measurement only), with the
+same call policy.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import processes
 from bench.loadgen import summary
@@ -37,15 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--client", choices=("aio", "h2"), default="aio")
     args = parser.parse_args(argv)
     pin_cpus(not args.no_pin)
     with Processes(Path(tempfile.mkdtemp(prefix="ocppcable-grpc-cost-"))) as ps:
         backend = ps.python("backend", "bench.backend")
         port = ps.ready(backend)["port"]
-        return _measure(f"127.0.0.1:{port}", args.rate, args.seconds)
+        return _measure(f"127.0.0.1:{port}", args.rate, args.seconds, args.client)
 
 
-def _measure(target: str, rate: float, seconds: float) -> int:
+def _measure(target: str, rate: float, seconds: float, kind: str = "aio") -> int:
     import os
 
     from twisted.internet import epollreactor
@@ -68,7 +72,12 @@ def _measure(target: str, rate: float, seconds: float) -> int:
             headers={"REMOTE_ADDR": "127.0.0.1", "sec-websocket-protocol": "ocpp1.6"},
         ),
     )
-    client = GRPCClient(reactor, target, 28, 10.0)
+    if kind == "h2":
+        from bench.h2grpc import H2GRPCClient
+
+        client: Any = H2GRPCClient(reactor, target, 28, 10.0)
+    else:
+        client = GRPCClient(reactor, target, 28, 10.0)
     latencies: list[float] = []
     state = {"sent": 0, "answered": 0, "failed": 0}
 
@@ -99,7 +108,10 @@ def _measure(target: str, rate: float, seconds: float) -> int:
         return task.deferLater(reactor, duration, loop.stop)
 
     async def run() -> None:
-        client.startService()
+        if kind == "h2":
+            await client.start()
+        else:
+            client.startService()
         await offer(1.5)  # warm up
         await task.deferLater(reactor, 0.5, lambda: None)
         del latencies[:]
@@ -109,7 +121,7 @@ def _measure(target: str, rate: float, seconds: float) -> int:
         await task.deferLater(reactor, 0.5, lambda: None)
         cpu, threads = time.process_time() - cpu0, thread_cpu_seconds(os.getpid())
         answered = state["answered"] - answered0
-        stopped = client.stopService()
+        stopped = client.stop() if kind == "h2" else client.stopService()
         if stopped is not None:
             await stopped
         split = {name: cpu_s - threads0.get(name, 0.0) for name, cpu_s in threads.items()}
@@ -121,7 +133,7 @@ def _measure(target: str, rate: float, seconds: float) -> int:
         )
         stats = summary(latencies)
         print(
-            f"{answered} RPCs at {rate:g}/s: {cpu / answered * 1e6:.0f} µs CPU per RPC "
+            f"{kind}: {answered} RPCs at {rate:g}/s: {cpu / answered * 1e6:.0f} µs CPU per RPC "
             f"(by thread: {by_thread}); latency p50 {stats['p50']} ms, p99 {stats['p99']} ms; "
             f"{state['failed']} failed"
         )

@@ -303,6 +303,9 @@ class Run:
                     "count": share,
                     "inflight": self.profile.inflight,
                     "timeout": 120,
+                    # a handshake refused by the admission limit (503) comes back after its
+                    # Retry-After, as a station does: counted, never a failure
+                    "retry": True,
                 }
             )
             self._groups.setdefault(i, []).append(group)
@@ -319,6 +322,7 @@ class Run:
             "booted": sum(r["booted"] for r in replies),
             "failed": sum(r["failed"] + r["unfinished"] for r in replies),
             "elapsed": round(time.monotonic() - started, 3),
+            "refused_503": sum(r.get("refused_503", 0) for r in replies),
         }
         if total["failed"]:
             raise BenchError(f"{total['failed']} of {count} stations did not connect and boot")

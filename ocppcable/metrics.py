@@ -174,6 +174,11 @@ class PrometheusMetrics:
             ["adapter"],
             registry=registry,
         )
+        self.nats_connected = Gauge(
+            "ocppcable_nats_connected",
+            "1 while the NATS connection is up (the nats adapter and cluster transport).",
+            registry=registry,
+        )
         self.admissions_refused = Counter(
             "ocppcable_admission_refused",
             "WebSocket handshakes answered 503 by the admission limit (--admission-rate).",
@@ -239,6 +244,9 @@ class PrometheusMetrics:
 
     def watch_redis(self, adapter: str, broadcaster: Any) -> None:
         self.redis_connected.labels(adapter).set_function(lambda: int(broadcaster.connected))
+
+    def watch_nats(self, client: Any) -> None:
+        self.nats_connected.set_function(lambda: int(client.connected))
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: labels() takes a lock and builds a tuple on

@@ -376,16 +376,17 @@ class Options(usage.Options):
             "broadcast-adapter",
             None,
             None,
-            "Broadcast adapters, comma-separated: http, redis, redisx or a plugin's "
-            "[default: http,redis; http alone with --rpc-host=demo or python:…]",
+            "Broadcast adapters, comma-separated: http, redis, redisx, nats or a plugin's "
+            "[default: http,redis; http,nats with --pubsub nats; http alone with "
+            "--rpc-host=demo or python:…]",
             comma_list,
         ],
         [
             "pubsub",
             None,
             None,
-            "Cluster transport for station takeover and relayed HTTP broadcasts: redis, a "
-            "plugin's, or none [default: redis with a redis or redisx broadcast adapter, else "
+            "Cluster transport for station takeover and relayed HTTP broadcasts: redis, nats, "
+            "a plugin's, or none [default: redis with a redis or redisx broadcast adapter, else "
             "none]",
         ],
         [
@@ -622,7 +623,12 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self["broadcast-adapter"] is None:
             in_process = rpc_host == "demo" or rpc_host.startswith("python:")
-            self["broadcast-adapter"] = ["http"] if in_process else ["http", "redis"]
+            if in_process:
+                self["broadcast-adapter"] = ["http"]
+            elif (self["pubsub"] or "").strip().lower() == "nats":  # a cluster with no Redis
+                self["broadcast-adapter"] = ["http", "nats"]
+            else:
+                self["broadcast-adapter"] = ["http", "redis"]
         redis_adapter = bool({"redis", "redisx"} & set(self["broadcast-adapter"]))
         if self["pubsub"] is None:
             self["pubsub"] = "redis" if redis_adapter else "none"

@@ -153,3 +153,13 @@ def warnings() -> Iterator[list[str]]:
     globalLogPublisher.addObserver(observer)
     yield events
     globalLogPublisher.removeObserver(observer)
+
+
+@pytest.fixture(scope="session")
+def nats_server():
+    from tests.support import NatsServer
+
+    server = NatsServer()
+    server.start()
+    yield server
+    server.stop()

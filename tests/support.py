@@ -190,6 +190,80 @@ class RedisServer:
             return names
 
 
+# --- NATS -------------------------------------------------------------------------------------
+
+
+class NatsServer:
+    """A private nats-server on a free loopback port (never the machine's own NATS), with
+    ``user:password`` required when given; :meth:`publish` and :class:`NatsSubscription` speak
+    the NATS text protocol over plain sockets (a client we did not write into the gateway)."""
+
+    def __init__(
+        self, port: int | None = None, user: str | None = None, password: str = ""
+    ) -> None:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            raise RuntimeError("nats-server is not installed (.ci/run installs it)")
+        self.binary = binary
+        self.port = free_port() if port is None else port
+        self.user = user
+        self.password = password
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f"{self.user}:{self.password}@" if self.user else ""
+        return f"nats://{auth}127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        auth = ["--user", self.user, "--pass", self.password] if self.user else []
+        self.process = subprocess.Popen(
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *auth],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with self.connection():
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(TIMEOUT)
+            self.process = None
+
+    def connection(self) -> socket.socket:
+        """A new connection past CONNECT (answered by a PONG: the server took it)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        try:
+            s.recv(4096)  # INFO
+            options = {"verbose": False, "pedantic": False, "echo": False}
+            if self.user:
+                options.update(user=self.user, **{"pass": self.password})
+            s.sendall(b"CONNECT %s\r\nPING\r\n" % json.dumps(options).encode())
+            reply = b""
+            while b"PONG" not in reply:
+                chunk = s.recv(4096)
+                if not chunk or b"-ERR" in chunk:
+                    raise OSError(f"NATS refused: {(reply + chunk)!r}")
+                reply += chunk
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def publish(self, subject: str, message: Any) -> None:
+        body = (message if isinstance(message, str) else json.dumps(message)).encode()
+        with self.connection() as s:
+            s.sendall(b"PUB %s %d\r\n%s\r\nPING\r\n" % (subject.encode(), len(body), body))
+            s.recv(4096)  # the PONG: the server has handled the PUB
+
+
 # --- backend ------------------------------------------------------------------------------------
 
 

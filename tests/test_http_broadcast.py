@@ -103,12 +103,33 @@ async def test_missing_or_wrong_bearer_is_401(keyed_gateway, reactor, key):
     assert await _post(reactor, url, TRIGGER, key=key) == 401
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS"])
 @pytest_twisted.ensureDeferred
-async def test_other_methods_are_422(keyed_gateway, reactor, method):
+async def test_other_methods_are_405_allowing_post(keyed_gateway, reactor, method):
+    """Issue 13 item 4: 405 with ``Allow: POST`` (AnyCable-Go answers 422), refused from the
+    request head, with the key or without."""
     gateway = await keyed_gateway()
     url = f"http://127.0.0.1:{gateway.port}/_broadcast"
-    assert await _post(reactor, url, b"", method=method) == 422
+    for key in (BROADCAST_KEY, None):
+        headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        response = await http_client(reactor).request(method, url, data=b"", headers=headers)
+        await response.content()
+        assert response.code == 405
+        assert response.headers.getRawHeaders(b"allow") == [b"POST"]
+
+
+def test_other_methods_are_405_allowing_post_on_any_site():
+    """Rendered on a site that does not refuse from the request head, too."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from ocppcable.broadcast.http import BroadcastResource
+
+    resource = BroadcastResource(lambda body, source: None, None)
+    request = DummyRequest([b""])
+    request.method = b"GET"
+    assert resource.render(request) == b"POST a publication\n"
+    assert request.responseCode == 405
+    assert request.responseHeaders.getRawHeaders(b"allow") == [b"POST"]
 
 
 @pytest.mark.parametrize(

@@ -41,8 +41,9 @@ def test_the_scheme_of_rpc_host(target, scheme):
 def test_the_built_ins_are_plugins_found_in_the_plugin_package():
     plugins = installed()
     assert plugins.names("rpc-host") == ["grpc", "http", "https", "demo", "python"]
-    assert plugins.names("broadcast-adapter") == ["http", "redis", "redisx"]
-    assert plugins.names("pubsub") == ["redis"]
+    # the project's own dropins: ocppcable_builtins, then ocppcable_nats
+    assert plugins.names("broadcast-adapter") == ["http", "redis", "redisx", "nats"]
+    assert plugins.names("pubsub") == ["redis", "nats"]
     for kind, found in [
         (IRPCTransportPlugin, plugins.rpc),
         (IBroadcastAdapterPlugin, plugins.broadcast),
@@ -135,8 +136,8 @@ def test_hooks_are_built_in_the_order_given(reactor):
     [
         (["--hooks=nope"], "--hooks: unknown: nope; installed: greeter"),
         (["--hooks=greeter,greeter"], "--hooks: a hook is named twice"),
-        (["--broadcast-adapter=nats"], "--broadcast-adapter: unknown: nats; installed: http"),
-        (["--pubsub=nats"], "--pubsub: unknown: nats; installed: redis"),
+        (["--broadcast-adapter=kafka"], "--broadcast-adapter: unknown: kafka; installed: http"),
+        (["--pubsub=kafka"], "--pubsub: unknown: kafka; installed: redis"),
         (["--rpc-host=kafka:app"], "--rpc-host: no RPC transport for the scheme 'kafka'"),
         (["--rpc-host=python:app"], "--rpc-host: expected python:package.module:ChannelClass"),
     ],

@@ -59,6 +59,8 @@ def test_help_lists_every_option():
         (["--rpc-host=ftp://example"], "--rpc-host"),
         (["--rpc-host=localhost:99999"], "--rpc-host"),
         (["--rpc-host=http://localhost:99999/_anycable"], "--rpc-host"),
+        (["--nats-servers=redis://localhost"], "--nats-servers"),
+        (["--nats-channel=a b"], "--nats-channel"),
         (["--rpc-host=python:no_such_package.channels:OCPPChannel"], "--rpc-host"),
         (["--rpc-host=python:ocppcable.demo:Missing"], "--rpc-host"),
         (["--rpc-host=python:ocppcable.demo:OCPPApplication"], "--rpc-host"),
