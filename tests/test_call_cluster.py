@@ -239,3 +239,46 @@ async def test_presence_pages_skip_and_delete_a_dead_nodes_entries(
     finally:
         for conn in conns:
             await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_routing_over_the_nats_cluster_transport(
+    start_gateway, redis_server, nats_server, reactor
+):
+    args = (
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--pubsub=nats",
+        "--broadcast-adapter=redis",
+        f"--nats-servers={nats_server.url}",
+        f"--redis-url={redis_server.url}",
+        "--redis-channel=__call_cluster_nats_test__",
+    )
+    a = await start_gateway(*args)
+    b = await start_gateway(*args)
+    await wait_for(
+        lambda: all(n.service.getServiceNamed("nats").connected for n in (a, b)), reactor
+    )
+    cp = station_id()
+    conn = await booted(b, cp)
+    try:
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+        request = {"action": "GetConfiguration", "wait": 10}
+        status, body = await api(reactor, a.port, "POST", calls_path(cp), request)
+        assert (status, body["outcome"]) == (200, "result"), body
+        assert body["payload"]["configurationKey"][0]["key"] == "HeartbeatInterval"
+    finally:
+        await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cluster_without_redis_serves_each_nodes_stations_and_says_so(
+    start_gateway, nats_server, warnings
+):
+    await start_gateway(
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--pubsub=nats",
+        f"--nats-servers={nats_server.url}",
+    )
+    assert any("serves this node's stations only" in w for w in warnings), warnings
