@@ -313,9 +313,17 @@ def test_malformed_routed_messages_are_dropped(warnings):
     ended: list[Any] = []
     router.tracker = type("Tracker", (), {"ended": lambda self, *a: ended.append(a)})()
     assert transport.channel == "__ocppcable_calls__:n1"
-    for message in ("not json", "[]", '{"kind": "deliver"}', '{"kind": "ended", "command": {}}'):
+    malformed = [
+        "not json",
+        "[]",
+        '{"kind": "deliver"}',
+        '{"kind": "deliver", "station": "CP-1", "command": {}}',  # no sender: nothing done
+        '{"kind": "ended", "command": {}}',
+        '{"kind": "taken"}',
+    ]
+    for message in malformed:
         router.received(message)
-    assert len([w for w in warnings if "malformed routed call message" in w]) == 4
+    assert len([w for w in warnings if "malformed routed call message" in w]) == 6
     assert ended == []
 
 
