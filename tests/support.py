@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -656,6 +657,23 @@ def fresh_copy(destination: Path) -> None:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+
+
+#: what the test run's own environment must not lend the new virtualenv: ocppcable itself,
+#: Twisted (whose twisted/plugins/ the wheel's plugin joins), and pip's own tools
+NOT_LENT = ("ocppcable", "twisted", "pip", "setuptools", "pkg_resources", "_distutils_hack", "__")
+
+
+def lent_dependencies(destination: Path) -> Path:
+    """A folder of links to this test run's installed distributions but :data:`NOT_LENT`: a
+    ``.pth`` file naming it lends them to a new virtualenv, so that pip checks requirements
+    against them instead of installing them again (a third of the time)."""
+    destination.mkdir()
+    for folder in {Path(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}:
+        for entry in folder.iterdir():
+            if not entry.name.lower().startswith(NOT_LENT) and entry.suffix != ".pth":
+                (destination / entry.name).symlink_to(entry)
+    return destination
 
 
 def clean_environment() -> dict[str, str]:
