@@ -6,8 +6,9 @@ a broadcast arrived, the socket closed) and returns the effects the transport mu
 (send a frame, make an RPC, start or cancel a timer, join or leave a stream, close). It never
 touches a socket, a reactor or a Deferred, so its whole behaviour is testable with plain calls.
 
-Where a session is in its lifecycle is one :class:`~ocppcable.phase.Phase`, changed only through
-the transition table of :mod:`ocppcable.phase`. Each RPC carries a transport-neutral request
+Where a session is in its lifecycle is one :class:`~ocppcable.phase.Phase` and, once the gateway
+stops, one :class:`~ocppcable.phase.Stop`, each changed only through its transition table in
+:mod:`ocppcable.phase`. Each RPC carries a transport-neutral request
 record of :mod:`ocppcable.cable` and a :class:`Purpose`; :data:`_ANSWERED` names the method that
 takes the answer.
 """
@@ -37,7 +38,18 @@ from ocppcable.ocpp.catalog import NO_REPLY, Catalog
 from ocppcable.ocpp.framing import ErrorKind
 from ocppcable.ocpp.validation import Validator, Violation
 from ocppcable.overload import jittered, never
-from ocppcable.phase import CONNECTED, DISCONNECTS, GONE, PROCESSING, Event, Phase, advance
+from ocppcable.phase import (
+    CONNECTED,
+    DISCONNECTS,
+    GONE,
+    PROCESSING,
+    Event,
+    Phase,
+    Stop,
+    StopEvent,
+    advance,
+    advance_stop,
+)
 from ocppcable.ratelimit import TokenBucket
 
 
@@ -217,10 +229,11 @@ class Session:
     istate: dict[str, str] = field(default_factory=dict)
     streams: set[str] = field(default_factory=set)
 
+    #: how far a graceful stop went (new CALLs are refused once it is not RUNNING); changed
+    #: only by :meth:`shutdown` and :meth:`_close_when_answered`
+    stop: Stop = field(default=Stop.RUNNING, init=False)
+
     _format_errors: int = 0
-    #: the gateway stops: new CALLs are refused, the socket closes once every CALL is answered
-    _stopping: bool = False
-    _stop_closed: bool = False
     _bucket: TokenBucket | None = field(init=False, repr=False)  # None: no rate limit
     _refused: int = 0
     _log: StationLogger = field(init=False, repr=False)
@@ -372,9 +385,9 @@ class Session:
     def shutdown(self) -> list[Effect]:
         """The gateway stops: CALLs not yet sent to the backend are refused, and the socket
         closes (1001) once the CALLs in flight are answered (each within ``rpc_timeout``)."""
-        if self.closed or self._stopping:
+        if self.closed or self.stop is not Stop.RUNNING:
             return []
-        self._stopping = True
+        self.stop = advance_stop(self.stop, StopEvent.ASKED)
         effects: list[Effect] = []
         while self._inbox:
             call = self._inbox.popleft()
@@ -382,9 +395,9 @@ class Session:
         return effects + self._close_when_answered()
 
     def _close_when_answered(self) -> list[Effect]:
-        if not self._stopping or self._waiting or self._stop_closed:
+        if self.stop is not Stop.DRAINING or self._waiting:
             return []
-        self._stop_closed = True
+        self.stop = advance_stop(self.stop, StopEvent.DRAINED)
         return [Close(1001, "going away")]
 
     def connection_lost(self) -> list[Effect]:
@@ -444,7 +457,7 @@ class Session:
     def _on_call(self, message: framing.Call) -> list[Effect]:
         effects = self._first_call()
         uid, action = message.unique_id, message.action
-        if self._stopping:
+        if self.stop is not Stop.RUNNING:
             return effects + self._refuse(uid, ErrorKind.INTERNAL, SHUTTING_DOWN)
         if action == "Heartbeat":
             self.metrics.call_in(action, "ok")
@@ -490,7 +503,7 @@ class Session:
         """A 2.1 SEND: no reply of any kind, whatever happens to it."""
         effects = self._first_call()
         problem = None
-        if self._stopping:
+        if self.stop is not Stop.RUNNING:
             problem = SHUTTING_DOWN
         elif message.action not in self.catalog.send_actions:
             problem = "not a SEND action of this version"
