@@ -201,3 +201,84 @@ async def test_without_redis_a_call_is_answered_503(start_gateway, reactor, warn
     status, body = await api(reactor, gateway.port, "POST", calls_path("CP-1"), request)
     assert status == 503
     assert body["errors"][0].startswith("Redis:")
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_pages_skip_and_delete_a_dead_nodes_entries(
+    cluster, redis_server, reactor, monkeypatch
+):
+    import json
+
+    from ocppcable.api import cluster_presence
+    from ocppcable.api.cluster_presence import IDS, STATIONS
+
+    monkeypatch.setattr(cluster_presence, "SCAN_BATCH", 3)  # pages carry on across scripts
+    redis_server.command("FLUSHDB")
+    a, b = await cluster()
+    dead = {"protocol": "ocpp1.6", "node": "gone-node", "connected_since": "t"}
+    for n in range(25):  # a node that died without cleaning up (its key is long gone)
+        sid = f"PG-{n:02}"
+        redis_server.command("HSET", STATIONS, sid, json.dumps({"id": sid, **dead}))
+        redis_server.command("ZADD", IDS, "0", sid)
+    conns = [await booted(node, f"PG-{n:02}5") for n, node in ((0, a), (1, b), (2, b))]
+    try:
+        wanted = ["PG-005", "PG-015", "PG-025"]
+
+        async def all_pages() -> Any:
+            seen, after = [], ""
+            while True:
+                status, page = await api(reactor, a.port, "GET", f"/_ocpp/stations?limit=2{after}")
+                assert status == 200 and len(page["stations"]) <= 2
+                seen += [s["id"] for s in page["stations"]]
+                if page["next"] is None:
+                    return seen == wanted
+                after = f"&after={page['next']}"
+
+        await until(all_pages, reactor)
+        assert redis_server.command("HLEN", STATIONS) == 3  # the dead entries were deleted
+    finally:
+        for conn in conns:
+            await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_routing_over_the_nats_cluster_transport(
+    start_gateway, redis_server, nats_server, reactor
+):
+    args = (
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--pubsub=nats",
+        "--broadcast-adapter=redis",
+        f"--nats-servers={nats_server.url}",
+        f"--redis-url={redis_server.url}",
+        "--redis-channel=__call_cluster_nats_test__",
+    )
+    a = await start_gateway(*args)
+    b = await start_gateway(*args)
+    await wait_for(
+        lambda: all(n.service.getServiceNamed("nats").connected for n in (a, b)), reactor
+    )
+    cp = station_id()
+    conn = await booted(b, cp)
+    try:
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+        request = {"action": "GetConfiguration", "wait": 10}
+        status, body = await api(reactor, a.port, "POST", calls_path(cp), request)
+        assert (status, body["outcome"]) == (200, "result"), body
+        assert body["payload"]["configurationKey"][0]["key"] == "HeartbeatInterval"
+    finally:
+        await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cluster_without_redis_serves_each_nodes_stations_and_says_so(
+    start_gateway, nats_server, warnings
+):
+    await start_gateway(
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--pubsub=nats",
+        f"--nats-servers={nats_server.url}",
+    )
+    assert any("serves this node's stations only" in w for w in warnings), warnings

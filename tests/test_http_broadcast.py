@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -16,7 +17,15 @@ from ocppcable import keys
 from ocppcable.broadcast.interface import IBroadcaster
 from ocppcable.options import Options
 from ocppcable.service import makeService
-from tests.support import TIMEOUT, aio, free_port, http_client, open_station, wait_for
+from tests.support import (
+    TIMEOUT,
+    aio,
+    free_port,
+    http_client,
+    open_station,
+    raw_socket,
+    wait_for,
+)
 
 SECRET = "s3cret"
 BROADCAST_KEY = keys.derive(SECRET, keys.BROADCAST_PHRASE)
@@ -130,6 +139,25 @@ def test_other_methods_are_405_allowing_post_on_any_site():
     assert resource.render(request) == b"POST a publication\n"
     assert request.responseCode == 405
     assert request.responseHeaders.getRawHeaders(b"allow") == [b"POST"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_disconnect_with_an_empty_identifier_is_422_and_closes_nobody(
+    keyed_gateway, reactor
+):
+    """A station whose Connect has not succeeded yet has no identifiers (""): a remote
+    disconnect for "" is malformed, and the station stays connected."""
+    gateway = await keyed_gateway()
+    ws = await aio(raw_socket(gateway.url("CP-SILENT")))  # no CALL yet: no Connect
+    url = f"http://127.0.0.1:{gateway.port}/_broadcast"
+    for identifier in ("", None):
+        body = {"command": "disconnect", "payload": {"identifier": identifier}}
+        assert await _post(reactor, url, body) == 422
+    boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+    await aio(ws.send(json.dumps(boot)))
+    reply = json.loads(await aio(asyncio.wait_for(ws.recv(), TIMEOUT)))
+    assert reply[:2] == [3, "1"] and reply[2]["status"] == "Accepted"
+    await aio(ws.close())
 
 
 @pytest.mark.parametrize(

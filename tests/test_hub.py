@@ -198,6 +198,17 @@ def test_remote_disconnect_by_identifiers() -> None:
     assert hub.remote_disconnect('{"user":"u9"}', True) == 0
 
 
+def test_remote_disconnect_never_matches_stations_without_identifiers() -> None:
+    """Issue 13: a station whose Connect has not succeeded has the identifiers "" and must not
+    be closed by a remote disconnect (with "" or any other identifier)."""
+    hub = Hub()
+    waiting = FakeStation("W")
+    waiting.identifiers = ""
+    hub.register(waiting)
+    assert hub.remote_disconnect("", True) == 0
+    assert waiting.disconnects == []
+
+
 # --- dispatch ------------------------------------------------------------------------------------
 
 
