@@ -104,7 +104,9 @@ class Session(StationCalls, BackendMessages, RemoteCommands):
     _outstanding: RemoteCommand | None = None
     _rpcs: dict[int, Pending] = field(default_factory=dict)
     _last_token: int = 0
-    _started: bool = False  # the Started effect was given
+    #: the Started effect was given: a one-shot report to the call API, which nothing the session
+    #: does depends on (its phase is ACTIVE before and after)
+    _started: bool = False
 
     def __post_init__(self) -> None:
         self._log = StationLogger(self.station_id, self.sid)
