@@ -195,11 +195,16 @@ class RedisServer:
 
 class NatsServer:
     """A private nats-server on a free loopback port (never the machine's own NATS), with
-    ``user:password`` required when given; :meth:`publish` and :class:`NatsSubscription` speak
-    the NATS text protocol over plain sockets (a client we did not write into the gateway)."""
+    ``user:password`` required when given, and TLS with ``tls`` (a certificate and its key);
+    :meth:`publish` speaks the NATS text protocol over a plain socket (a client we did not
+    write into the gateway)."""
 
     def __init__(
-        self, port: int | None = None, user: str | None = None, password: str = ""
+        self,
+        port: int | None = None,
+        user: str | None = None,
+        password: str = "",
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         binary = shutil.which("nats-server")
         if binary is None:
@@ -208,6 +213,8 @@ class NatsServer:
         self.port = free_port() if port is None else port
         self.user = user
         self.password = password
+        #: the server's certificate and key: it requires TLS
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -216,19 +223,23 @@ class NatsServer:
         return f"nats://{auth}127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        auth = ["--user", self.user, "--pass", self.password] if self.user else []
+        args = ["--user", self.user, "--pass", self.password] if self.user else []
+        if self.tls is not None:
+            args += ["--tls", "--tlscert", str(self.tls[0]), "--tlskey", str(self.tls[1])]
         self.process = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *auth],
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             try:
-                with self.connection():
-                    return
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    if s.recv(4096).startswith(b"INFO "):  # sent in the clear, TLS or not
+                        return
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         raise RuntimeError("nats-server did not start")
 
     def stop(self) -> None:

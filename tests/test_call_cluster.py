@@ -282,3 +282,69 @@ async def test_a_cluster_without_redis_serves_each_nodes_stations_and_says_so(
         f"--nats-servers={nats_server.url}",
     )
     assert any("serves this node's stations only" in w for w in warnings), warnings
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_writes_its_stations_again_when_redis_lost_them(
+    cluster, redis_server, reactor
+):
+    a, b = await cluster("--api-presence-ttl=0.6")
+    cp = station_id()
+    conn = await booted(b, cp)
+    try:
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+        redis_server.command("FLUSHDB")  # as after a Redis restart without persistence
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+    finally:
+        await aio(conn.close())
+
+
+def test_malformed_routed_messages_are_dropped(warnings):
+    from ocppcable.api.cluster_router import ClusterRouter
+    from ocppcable.hub import Hub
+    from ocppcable.metrics import NoMetrics
+
+    class Transport:
+        def subscribe(self, channel: str, receiver: Any) -> None:
+            self.channel = channel
+
+    transport = Transport()
+    router = ClusterRouter(None, Hub(), None, "n1", transport, NoMetrics())
+    ended: list[Any] = []
+    router.tracker = type("Tracker", (), {"ended": lambda self, *a: ended.append(a)})()
+    assert transport.channel == "__ocppcable_calls__:n1"
+    malformed = [
+        "not json",
+        "[]",
+        '{"kind": "deliver"}',
+        '{"kind": "deliver", "station": "CP-1", "command": {}}',  # no sender: nothing done
+        '{"kind": "ended", "command": {}}',
+        '{"kind": "taken"}',
+    ]
+    for message in malformed:
+        router.received(message)
+    assert len([w for w in warnings if "malformed routed call message" in w]) == 6
+    assert ended == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_does_not_confirm_in_time_does_not_hold_the_station(
+    cluster, redis_server, reactor, monkeypatch
+):
+    import json
+
+    from ocppcable.api import cluster_router
+    from ocppcable.api.cluster_presence import IDS, NODE, STATIONS
+
+    monkeypatch.setattr(cluster_router, "ROUTE_TIMEOUT", 0.3)
+    a, _ = await cluster()
+    cp = station_id()
+    entry = {"id": cp, "protocol": "ocpp1.6", "node": "mute-node", "connected_since": "t"}
+    redis_server.command("SET", NODE + "mute-node", "1", "EX", "60")  # alive, deaf
+    redis_server.command("HSET", STATIONS, cp, json.dumps(entry))
+    redis_server.command("ZADD", IDS, "0", cp)
+    request = {"action": "Reset", "payload": {"type": "Soft"}, "wait": 5}
+    status, body = await api(reactor, a.port, "POST", calls_path(cp), request)
+    assert (status, body["outcome"]) == (404, "offline")
+    status, body = await api(reactor, a.port, "POST", calls_path(cp), {**request, "ttl": 60})
+    assert (status, body["outcome"]) == (202, "queued")
