@@ -32,8 +32,8 @@ from ocppcable.reuseport import shares_port
 from ocppcable.rpc.disconnects import RateLimitedDisconnects
 from ocppcable.rpc.interface import IRPCClient
 from ocppcable.session import SessionSettings
+from ocppcable.stations import StationFactory
 from ocppcable.web import MetricsResource, build_metrics_site, build_site
-from ocppcable.websocket import StationFactory
 
 log = Logger()
 
