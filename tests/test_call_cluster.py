@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet.task import deferLater
 
-from tests.support import TIMEOUT, aio, wait_for
-from tests.test_call_api import KEY, api, backend_reports, booted, calls_path
+from tests.api_support import KEY, api, backend_reports, booted, calls_path, status_of, until
+from tests.support import aio, wait_for
 
 _ids = itertools.count(1)
 
@@ -19,25 +18,6 @@ _ids = itertools.count(1)
 def station_id() -> str:
     """A station id no other test in this Redis used."""
     return f"CL-{next(_ids)}-{id(object()) % 100000}"
-
-
-async def until(check: Any, reactor: Any) -> Any:
-    """Await ``check()`` until it returns something truthy (within TIMEOUT)."""
-    deadline = reactor.seconds() + TIMEOUT
-    while not (value := await check()):
-        assert reactor.seconds() < deadline, f"condition not met within {TIMEOUT}s: {check}"
-        await deferLater(reactor, 0.05, lambda: None)
-    return value
-
-
-async def status_of(reactor: Any, port: int, path: str, expected: int) -> Any:
-    """The body of ``GET path`` once it answers ``expected``."""
-
-    async def check() -> Any:
-        status, body = await api(reactor, port, "GET", path)
-        return body if status == expected else None
-
-    return await until(check, reactor)
 
 
 @pytest.fixture

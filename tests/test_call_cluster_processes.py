@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
+from tests.api_support import KEY, api, booted, calls_path, status_of
 from tests.support import (
     PROCESS_TIMEOUT,
     RedisServer,
@@ -26,8 +27,6 @@ from tests.support import (
     wait_for,
     wait_output,
 )
-from tests.test_call_api import KEY, api, booted, calls_path
-from tests.test_call_cluster import status_of
 
 STATION = Path(sys.executable).with_name("ocppcable-station")
 
