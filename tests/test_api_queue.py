@@ -7,7 +7,7 @@ from zope.interface.verify import verifyObject
 from ocppcable.api.interfaces import Duplicate, ICommandQueue
 from ocppcable.api.queue import NOTICE_RETENTION, MemoryQueue, StationQueues
 from ocppcable.metrics import PrometheusMetrics
-from tests.api_support import Clock, entry
+from tests.support import Clock, entry
 
 
 def queues(per_station: int = 3, total: int = 10) -> tuple[StationQueues, Clock]:

@@ -16,17 +16,15 @@ from ocppcable import keys
 from ocppcable.api.models import Limits
 from ocppcable.api.openapi import OPENAPI
 from ocppcable.options import Options
-from tests.api_support import (
+from tests.support import (
     KEY,
     SECRET,
+    TIMEOUT,
+    aio,
     api,
     backend_reports,
     booted,
     calls_path,
-)
-from tests.support import (
-    TIMEOUT,
-    aio,
     raw_socket,
     wait_for,
 )

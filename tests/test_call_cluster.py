@@ -9,8 +9,17 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from tests.api_support import KEY, api, backend_reports, booted, calls_path, status_of, until
-from tests.support import aio, wait_for
+from tests.support import (
+    KEY,
+    aio,
+    api,
+    backend_reports,
+    booted,
+    calls_path,
+    status_of,
+    until,
+    wait_for,
+)
 
 _ids = itertools.count(1)
 

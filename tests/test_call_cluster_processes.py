@@ -16,12 +16,16 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from tests.api_support import KEY, api, booted, calls_path, status_of
 from tests.support import (
+    KEY,
     PROCESS_TIMEOUT,
     RedisServer,
     aio,
+    api,
+    booted,
+    calls_path,
     free_port,
+    status_of,
     twistd,
     wait_exit,
     wait_for,

@@ -12,8 +12,7 @@ from zope.interface.verify import verifyObject
 from ocppcable.api.interfaces import Duplicate, ICommandQueue
 from ocppcable.api.redis_queue import LEASE, PREFIX, SWEEP_BATCH, RedisQueue
 from ocppcable.metrics import PrometheusMetrics
-from tests.api_support import Clock, entry
-from tests.support import wait_for
+from tests.support import Clock, entry, wait_for
 
 
 @pytest.fixture

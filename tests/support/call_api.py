@@ -17,7 +17,9 @@ from twisted.internet.task import deferLater
 
 from ocppcable.api.interfaces import QueuedCommand
 from ocppcable.commands import RemoteCommand
-from tests.support import TIMEOUT, Station, aio, http_client, open_station
+from tests.support.backends import http_client
+from tests.support.common import TIMEOUT, aio
+from tests.support.stations import Station, open_station
 
 KEY = "api-key-for-tests"
 SECRET = "s3cret"
