@@ -17,7 +17,7 @@ from tests.support import Clock, entry, wait_for
 
 @pytest.fixture
 def store(redis_server, reactor):
-    from ocppcable.cluster.store import RedisStore
+    from ocppcable.api.redis_store import RedisStore
     from ocppcable.redis_connection import RedisLink
 
     redis_server.command("FLUSHDB")

@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from ocppcable.api.interfaces import IPresence, StationInfo
 from ocppcable.api.presence import station_info
-from ocppcable.cluster.store import RedisStore
+from ocppcable.api.redis_store import RedisStore
 from ocppcable.hub import Hub
 
 log = Logger()
