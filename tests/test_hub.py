@@ -97,6 +97,20 @@ def test_unregistering_an_unknown_station() -> None:
     assert len(hub) == 0
 
 
+def test_unregister_watchers_hear_of_the_current_connection_only() -> None:
+    hub = Hub()
+    gone: list[str] = []
+    hub.on_unregister(gone.append)
+    old, new = FakeStation("A"), FakeStation("A")
+    hub.register(old)
+    hub.register(new)
+    hub.unregister(old)  # replaced: the station is still here
+    assert gone == []
+    hub.unregister(new)
+    hub.unregister(new)
+    assert gone == ["A"]
+
+
 # --- streams -------------------------------------------------------------------------------------
 
 
