@@ -26,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TWISTD = [str(Path(sys.executable).with_name("twistd"))]
 
 
-def aio(coro: Coroutine[Any, Any, Any]) -> Deferred[Any]:
-    """Await an asyncio coroutine from Twisted code (the asyncio reactor is installed)."""
-    return Deferred.fromFuture(asyncio.ensure_future(coro))
+def aio(coro: Coroutine[Any, Any, Any], timeout: float = PROCESS_TIMEOUT) -> Deferred[Any]:
+    """Await an asyncio coroutine from Twisted code (the asyncio reactor is installed).
+
+    Bounded, so that a reply that never comes fails its own test with a ``TimeoutError``
+    instead of hanging until pytest-timeout ends the whole run."""
+    return Deferred.fromFuture(asyncio.ensure_future(asyncio.wait_for(coro, timeout)))
 
 
 def free_port() -> int:
