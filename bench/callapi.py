@@ -21,20 +21,16 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import websockets
 
 from bench.processes import (
-    ROOT,
     BenchError,
     Processes,
     free_port,
-    pin_cpus,
-    raise_open_files_limit,
+    run_figure,
     wait_http_ok,
 )
 from bench.run import gateway_args, machine
@@ -225,18 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.calls, args.queued = 20, 30
-    pin_cpus(True)
-    raise_open_files_limit()
-    out = Path(args.json) if args.json else ROOT / "bench" / "results-callapi.json"
-    source = str(Path(args.gateway_src).resolve()) if args.gateway_src else None
-    logdir = Path(tempfile.mkdtemp(prefix="ocppcable-callapi-"))
-    try:
-        with Processes(logdir) as ps:
-            results = measure(ps, args, source)
-    except BenchError as e:
-        print(f"benchmark failed: {e}\nlogs in {logdir}", file=sys.stderr)
+    ran = run_figure("callapi", args, measure)
+    if ran is None:
         return 1
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    results, out = ran
     for name in ("same_node", "across_nodes"):
         r = results[name]
         print(
