@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -52,3 +53,28 @@ async def wait_for(predicate: Callable[[], Any], reactor: Any, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         await deferLater(reactor, 0.02, lambda: None)
+
+
+class LocalServer:
+    """A server binary a test runs on a free loopback port: started, waited for, stopped."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def _run(self, argv: list[str], ready: Callable[[], bool]) -> None:
+        """Start ``argv`` and wait until ``ready()`` (an ``OSError`` counts as not yet)."""
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{Path(argv[0]).name} did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(TIMEOUT)
+            self.process = None

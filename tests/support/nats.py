@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.common import TIMEOUT, free_port
+from tests.support.common import LocalServer, free_port
 
 
-class NatsServer:
+class NatsServer(LocalServer):
     """A private nats-server on a free loopback port (never the machine's own NATS), with
     ``user:password`` required when given, and TLS with ``tls`` (a certificate and its key);
     :meth:`publish` speaks the NATS text protocol over a plain socket (a client we did not
@@ -35,7 +33,6 @@ class NatsServer:
         self.password = password
         #: the server's certificate and key: it requires TLS
         self.tls = tls
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -46,27 +43,11 @@ class NatsServer:
         args = ["--user", self.user, "--pass", self.password] if self.user else []
         if self.tls is not None:
             args += ["--tls", "--tlscert", str(self.tls[0]), "--tlskey", str(self.tls[1])]
-        self.process = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(4096).startswith(b"INFO "):  # sent in the clear, TLS or not
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError("nats-server did not start")
+        self._run([self.binary, "-a", "127.0.0.1", "-p", str(self.port), *args], self._greets)
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(TIMEOUT)
-            self.process = None
+    def _greets(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            return s.recv(4096).startswith(b"INFO ")  # sent in the clear, TLS or not
 
     def connection(self) -> socket.socket:
         """A new connection past CONNECT (answered by a PONG: the server took it)."""

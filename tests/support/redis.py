@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 from typing import Any
 
-from tests.support.common import TIMEOUT, free_port
+from tests.support.common import LocalServer, free_port
 
 
-class RedisServer:
+class RedisServer(LocalServer):
     """A private redis-server on a free loopback port (never the machine's own Redis), asking
     for ``password`` when one is given (:meth:`command` logs in with it)."""
 
@@ -25,14 +23,13 @@ class RedisServer:
         self.port = free_port() if port is None else port
         self.password = password
         self.dir = tempfile.mkdtemp(prefix="ocppcable-redis-")
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        self._run(
             [
                 self.binary,
                 "--port", str(self.port),
@@ -42,23 +39,8 @@ class RedisServer:
                 "--dir", self.dir,
                 *(["--requirepass", self.password] if self.password else []),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            lambda: self.command("PING") == "PONG",
         )  # fmt: skip
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if self.command("PING") == "PONG":
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(TIMEOUT)
-            self.process = None
 
     def connection(self) -> socket.socket:
         """A new connection, logged in when the server asks for a password."""
