@@ -33,7 +33,16 @@ from tests.support.call_api import (
     until,
 )
 from tests.support.checkout import NOT_LENT, clean_environment, fresh_copy, lent_dependencies
-from tests.support.common import PROCESS_TIMEOUT, ROOT, TIMEOUT, TWISTD, aio, free_port, wait_for
+from tests.support.common import (
+    PROCESS_TIMEOUT,
+    ROOT,
+    TIMEOUT,
+    TWISTD,
+    LocalServer,
+    aio,
+    free_port,
+    wait_for,
+)
 from tests.support.gateway import Gateway
 from tests.support.nats import NatsServer
 from tests.support.processes import Process, read_line, twistd, wait_exit, wait_output
@@ -83,6 +92,7 @@ __all__ = [
     "IDENTIFIER",
     "IDENTIFIERS",
     "KEY",
+    "LocalServer",
     "NOT_LENT",
     "NOW",
     "NatsServer",
