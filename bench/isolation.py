@@ -12,21 +12,16 @@ healthy stations' CALL→CALLRESULT latency in both windows.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.processes import (
-    ROOT,
     BenchError,
     Child,
     Processes,
     free_port,
-    pin_cpus,
-    raise_open_files_limit,
+    run_figure,
     wait_http_ok,
 )
 from bench.run import gateway_args, machine
@@ -118,18 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway-src", help="run the gateway code of another checkout")
     parser.add_argument("--json", help="default bench/results-isolation.json")
     args = parser.parse_args(argv)
-    pin_cpus(True)
-    raise_open_files_limit()
-    out = Path(args.json) if args.json else ROOT / "bench" / "results-isolation.json"
-    source = str(Path(args.gateway_src).resolve()) if args.gateway_src else None
-    logdir = Path(tempfile.mkdtemp(prefix="ocppcable-isolation-"))
-    try:
-        with Processes(logdir) as ps:
-            results = measure(ps, args, source)
-    except BenchError as e:
-        print(f"benchmark failed: {e}\nlogs in {logdir}", file=sys.stderr)
+    ran = run_figure("isolation", args, measure)
+    if ran is None:
         return 1
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    results, out = ran
     for name in ("alone", "beside_slow"):
         w = results[name]
         print(

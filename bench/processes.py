@@ -18,9 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -402,3 +404,24 @@ class Redis:
         if self._sock is not None:
             self._sock.close()
         self._sock = self._reader = None
+
+
+def run_figure(
+    name: str, args: Any, measure: Callable[[Processes, Any, str | None], dict[str, Any]]
+) -> tuple[dict[str, Any], Path] | None:
+    """A figure's run: CPUs pinned, open-files limit raised, ``measure(processes, args,
+    gateway_src)`` in processes logging to a temporary directory, its results written to
+    ``args.json`` (default ``bench/results-NAME.json``). None (said on stderr) if it failed."""
+    pin_cpus(True)
+    raise_open_files_limit()
+    out = Path(args.json) if args.json else ROOT / "bench" / f"results-{name}.json"
+    source = str(Path(args.gateway_src).resolve()) if args.gateway_src else None
+    logdir = Path(tempfile.mkdtemp(prefix=f"ocppcable-{name}-"))
+    try:
+        with Processes(logdir) as ps:
+            results = measure(ps, args, source)
+    except BenchError as e:
+        print(f"benchmark failed: {e}\nlogs in {logdir}", file=sys.stderr)
+        return None
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return results, out

@@ -132,9 +132,9 @@ def http_broadcaster(config: Mapping[str, Any], wiring: Wiring) -> Any:
     from ocppcable.broadcast.redisx import internal_channel
     from ocppcable.cluster.relay import RELAY_CHANNEL, ClusterRelay
     from ocppcable.http_limits import SiteLimits
+    from ocppcable.listener import Listener
     from ocppcable.options import tcp_endpoint
     from ocppcable.reuseport import shares_port
-    from ocppcable.service import Listener
     from ocppcable.web import mount
 
     dispatch, relay = wiring.dispatch, None

@@ -60,14 +60,18 @@ def connection_budget(reserve: int = FD_RESERVE) -> int | None:
     return max(1, soft - reserve)
 
 
+#: a refusal from a request head: the status, its text, and any headers to send with it
+Refusal = tuple[int, bytes] | tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]
+
+
 class IAcceptsBody(Interface):
     """A resource that takes request bodies (every other resource takes none)."""
 
     max_body = Attribute("The largest body accepted, in bytes.")
 
-    def refusal(method: bytes, headers: Headers) -> tuple[int, bytes] | None:
-        """``(status, text)`` refusing a request from its head alone, or None to read the
-        body."""
+    def refusal(method: bytes, headers: Headers) -> Refusal | None:
+        """``(status, text)``, or ``(status, text, headers)``, refusing a request from its head
+        alone, or None to read the body."""
 
 
 class BoundedRequest(Request):
@@ -104,7 +108,9 @@ class BoundedRequest(Request):
         if not self._refused:
             super().requestReceived(command, path, version)
 
-    def _refuse(self, code: int, text: bytes) -> None:
+    def _refuse(
+        self, code: int, text: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
         """Answer from the head and close: the body is never read (and no 100 Continue)."""
         self._refused = True
         self.requestHeaders.removeHeader(b"expect")
@@ -115,10 +121,11 @@ class BoundedRequest(Request):
             peer=str(channel.transport.getPeer()),
             code=code,
         )
+        extra = b"".join(b"%s: %s\r\n" % header for header in headers)
         channel.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n%s"
             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-            % (code, RESPONSES.get(code, b"Refused"), len(text), text)
+            % (code, RESPONSES.get(code, b"Refused"), extra, len(text), text)
         )
         channel.loseConnection()
 

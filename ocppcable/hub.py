@@ -181,6 +181,10 @@ class Hub:
         return len(targets)
 
     def remote_disconnect(self, identifiers: str, reconnect: bool) -> int:
+        """Disconnects the stations whose Connect returned ``identifiers``; stations without
+        identifiers yet (their Connect has not succeeded) never match."""
+        if not identifiers:
+            return 0
         matching = [s for s in self._stations.values() if s.identifiers == identifiers]
         for station in matching:
             station.disconnect(reconnect)

@@ -16,6 +16,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import reflect, usage
 
 from ocppcable import __version__
+from ocppcable.plugin import comma_list
 from ocppcable.registry import Registry, installed
 
 OCPP_VERSIONS = ("ocpp2.1", "ocpp2.0.1", "ocpp1.6")
@@ -100,15 +101,6 @@ def _documented(coerce: Callable[[Any], Any], doc: str) -> Callable[[Any], Any]:
 
 non_negative_rate = _documented(non_negative_float, "Per second, >= 0.")
 positive_rate = _documented(positive_float, "Per second, > 0.")
-
-
-def comma_list(value: str | Sequence[str]) -> list[str]:
-    if not isinstance(value, str):
-        return list(value)
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-comma_list.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]
 
 
 def port_number(value: str | int) -> int:

@@ -8,8 +8,19 @@ is closed the session still owes the backend a Disconnect RPC if its Connect suc
 it can only make once a Connect or subscribe still in flight is answered; that is why the
 closed side has phases of its own.
 
-Everything that changes a session's phase goes through :func:`advance`; a transition this
-table does not list is a bug and raises :class:`IllegalTransition`.
+A graceful stop of the gateway is a second, smaller machine, :class:`Stop`, beside the phase
+rather than more phases: a session can be asked to stop in any open phase (idle, connecting,
+subscribing, active, even while its Connect is in flight), and it keeps moving through its phases
+while it drains (the CALLs in flight still get their answers, a Connect answer still leads to a
+subscription or a Disconnect). Folding the stop into :class:`Phase` would double every open phase
+and every transition out of it; kept apart, each table stays small and the pair (phase, stop)
+says all there is about a session's lifecycle. The stop only ever moves forward: running, then
+draining (new CALLs refused, those in flight answered), then closing (every CALL answered: the
+socket is being closed with 1001).
+
+Everything that changes a session's phase goes through :func:`advance`, its stop through
+:func:`advance_stop`; a transition their tables do not list is a bug and raises
+:class:`IllegalTransition`.
 """
 
 from __future__ import annotations
@@ -107,9 +118,40 @@ GONE = frozenset({_P.CLOSED_CONNECTING, _P.CLOSED_SUBSCRIBING, _P.CLOSED})
 CONNECTED = frozenset({_P.SUBSCRIBING, _P.ACTIVE, _P.SUBSCRIPTION_REJECTED, _P.CLOSED_SUBSCRIBING})
 
 
+class Stop(Enum):
+    #: no stop asked: CALLs are processed
+    RUNNING = "running"
+    #: the gateway stops: new CALLs are refused, those in flight are still answered
+    DRAINING = "draining"
+    #: every CALL is answered: the socket is being closed (1001)
+    CLOSING = "closing"
+
+
+class StopEvent(Enum):
+    #: the gateway asked the session to stop
+    ASKED = "asked"
+    #: the last CALL in flight was answered (or none was)
+    DRAINED = "drained"
+
+
+#: (stop, event) → the next stop
+STOP_TRANSITIONS: dict[tuple[Stop, StopEvent], Stop] = {
+    (Stop.RUNNING, StopEvent.ASKED): Stop.DRAINING,
+    (Stop.DRAINING, StopEvent.DRAINED): Stop.CLOSING,
+}
+
+
 def advance(phase: Phase, event: Event) -> Phase:
     """The phase after ``event``; raises :class:`IllegalTransition` if ``phase`` forbids it."""
     try:
         return TRANSITIONS[phase, event]
     except KeyError:
         raise IllegalTransition(f"{event.value} in phase {phase.value}") from None
+
+
+def advance_stop(stop: Stop, event: StopEvent) -> Stop:
+    """The stop after ``event``; raises :class:`IllegalTransition` if ``stop`` forbids it."""
+    try:
+        return STOP_TRANSITIONS[stop, event]
+    except KeyError:
+        raise IllegalTransition(f"{event.value} while {stop.value}") from None

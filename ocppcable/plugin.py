@@ -42,6 +42,7 @@ from ocppcable.hooks import IStation, IStationHook, StationHook
 from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 
 __all__ = [
+    "comma_list",
     "BroadcastAdapter",
     "ClusterTransport",
     "Dispatch",
@@ -180,3 +181,14 @@ class ClusterTransport(_Plugin):
 @dataclass
 class StationHooks(_Plugin):
     pass
+
+
+def comma_list(value: str | Sequence[str]) -> list[str]:
+    """An option coercion for comma-separated lists (``--hooks a,b``), for a plugin's options
+    as for the gateway's own."""
+    if not isinstance(value, str):
+        return list(value)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+comma_list.coerceDoc = "Comma-separated."  # type: ignore[attr-defined]

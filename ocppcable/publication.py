@@ -54,8 +54,12 @@ def _item(obj: Any) -> Item:
         return Publication(stream, obj["data"], meta if isinstance(meta, dict) else {})
     if obj.get("command") == "disconnect":
         payload = obj.get("payload")
+        # not "": a station whose Connect has not succeeded yet has no identifiers, and an empty
+        # identifier would disconnect every such station
         if not isinstance(payload, dict) or not isinstance(payload.get("identifier"), str):
             raise MalformedPublication("disconnect command needs payload.identifier")
+        if not payload["identifier"]:
+            raise MalformedPublication("disconnect command has an empty payload.identifier")
         return RemoteDisconnect(payload["identifier"], bool(payload.get("reconnect", True)))
     raise MalformedPublication("publication has neither a stream nor a known command")
 

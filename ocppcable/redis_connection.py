@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import txredisapi
+from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -185,6 +186,30 @@ class WatchedFactory(txredisapi.RedisFactory):
     def disconnect(self) -> Deferred[Any]:
         self.link.forget(self)
         return super().disconnect()
+
+
+class LazyConnection(Service):
+    """One command connection to Redis, made (and remade) in the background while the service
+    runs; subclasses add the commands they send on :attr:`_factory`'s handler."""
+
+    def __init__(self, reactor: Any, redis: RedisLink) -> None:
+        self.reactor = reactor
+        self.redis = redis
+        self._factory: WatchedFactory | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._factory is not None and self._factory.size > 0
+
+    def startService(self) -> None:
+        super().startService()
+        self._factory = WatchedFactory()
+        self.redis.connect(self._factory)  # it logs outages
+
+    def stopService(self) -> Any:
+        super().stopService()
+        factory, self._factory = self._factory, None
+        return factory.disconnect() if factory is not None else None
 
 
 class SubscriberOwner(Protocol):

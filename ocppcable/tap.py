@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ocppcable import logs, service
 from ocppcable.options import Options
-from ocppcable.shutdown import SignalShutdown
+
+if TYPE_CHECKING:
+    from ocppcable.service import Gateway
 
 __all__ = ["Options", "makeService"]
 
 
-def makeService(config: Options) -> service.Gateway:
+def makeService(config: Options) -> Gateway:
     """The gateway plus the signal handling a twistd-run process needs."""
+    # imported here, not with the options: a configuration mistake or --help is reported
+    # without first importing the whole gateway (WebSocket, gRPC, Redis clients)
     from twisted.internet import reactor
+
+    from ocppcable import logs, service
+    from ocppcable.shutdown import SignalShutdown
 
     gateway = service.makeService(config, reactor)
     shutdown: Any = SignalShutdown(reactor)

@@ -51,7 +51,8 @@ from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
 from ocppcable.rpc.policy import CallPolicy
 from ocppcable.service import CATALOGS
 from ocppcable.session import SessionSettings
-from ocppcable.websocket import StationFactory, StationProtocol
+from ocppcable.stations import StationFactory
+from ocppcable.websocket import StationProtocol
 
 #: WebSocket opcodes (RFC 6455 §5.2)
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA

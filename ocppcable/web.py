@@ -11,7 +11,7 @@ from twisted.web.server import Request
 
 from ocppcable.http_limits import BoundedRequest, LimitedSite, SiteLimits
 from ocppcable.metrics import CONTENT_TYPE, PrometheusMetrics
-from ocppcable.websocket import StationFactory
+from ocppcable.stations import StationFactory
 
 _QUIET_PATHS = frozenset({b"/health", b"/metrics"})
 

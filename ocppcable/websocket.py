@@ -1,39 +1,33 @@
 """The WebSocket transport: one Autobahn protocol per station, carrying out its session's effects.
 
-The OCPP and AnyCable logic lives in :mod:`ocppcable.session`. This module checks the upgrade
-(station id, subprotocol, Host, client certificate) and builds the session's ``env`` from it
-(docs/contract.md, "Endpoints" and "Identifiers and env"); after that it only turns network
-events into session events and session effects into network actions.
+The OCPP and AnyCable logic lives in :mod:`ocppcable.session`, what an upgrade must be and the
+``env`` built from it in :mod:`ocppcable.upgrade`, the listener's shared configuration and the
+graceful close of all its stations in :mod:`ocppcable.stations`. This module refuses the
+upgrades those rules (or a client certificate, or a hook) refuse; after that it only turns
+network events into session events and session effects into network actions, within a write
+budget and a ping rate.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pprint import pformat
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ocppcable.admission import Admission
 from ocppcable.answers import Error, Result
 from ocppcable.cable import Method
-from ocppcable.commands import CommandEnded, ICallTracker, RemoteCommand
-from ocppcable.hooks import Hooks, StationView
-from ocppcable.hub import Hub
-from ocppcable.metrics import IMetrics, NoMetrics
-from ocppcable.ocpp.catalog import Catalog
-from ocppcable.ocpp.validation import Validator
-from ocppcable.rpc.interface import IRPCClient, RPCUnavailable
+from ocppcable.commands import CommandEnded, RemoteCommand
+from ocppcable.hooks import StationView
+from ocppcable.rpc.interface import RPCUnavailable
 from ocppcable.session import (
     RPC,
     CancelTimer,
@@ -43,33 +37,20 @@ from ocppcable.session import (
     LeaveStream,
     Send,
     Session,
-    SessionSettings,
     Started,
     StartTimer,
 )
 from ocppcable.tls import certificate_common_name, peer_certificate
-
-log = Logger()
-
-STATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,48}\Z")
-
-#: a Host header we put in env.url: a DNS name or IPv4 address, or a bracketed IPv6 literal,
-#: and an optional port; nothing that could add a path, query or user part to the URL
-PLAIN_HOST = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?\Z"
+from ocppcable.upgrade import (
+    PLAIN_HOST,
+    bounded_request_id,
+    first_served,
+    new_sid,
+    station_env,
+    station_id_in,
 )
 
-#: env.headers entry stating the station id the gateway serves (the identifier's ``id``)
-STATION_ID_HEADER = "x-ocpp-station-id"
-
-#: characters of a station's X-Request-Id kept for the connection's log line
-MAX_REQUEST_ID = 64
-
-#: env.headers entry carrying the subject CN of a station's client certificate (mTLS)
-CLIENT_CERT_HEADER = "x-client-cert-cn"
-
-#: seconds a closing station has to answer our close frame
-CLOSE_TIMEOUT = 2
+log = Logger()
 
 #: bytes we may queue for a station whose socket does not drain before dropping it: every byte
 #: written counts (our frames, pongs, closes), beyond the transport's own 64 KiB buffer
@@ -119,24 +100,13 @@ class _WriteWatch:
         self.protocol.write_paused = True
 
 
-def bounded_request_id(value: str | None) -> str:
-    """A station's X-Request-Id for logs only: printable ASCII, at most :data:`MAX_REQUEST_ID`
-    characters ("" when absent)."""
-    if not value:
-        return ""
-    return "".join(c for c in value[:MAX_REQUEST_ID] if " " <= c <= "~")
-
-
-def new_sid() -> str:
-    """A 21-character URL-safe session id (nanoid-sized, as AnyCable's)."""
-    return secrets.token_urlsafe(16)[:21]
-
-
 class StationProtocol(WebSocketServerProtocol):
     """One station's WebSocket connection."""
 
     _log = Logger()  # autobahn owns self.log
-    factory: StationFactory
+    #: the listener's :class:`~ocppcable.stations.StationFactory` (which imports this module:
+    #: named here, not imported)
+    factory: Any
     station_id = ""
     sid = ""
     #: the station's X-Request-Id, bounded, logged beside our sid
@@ -284,10 +254,10 @@ class StationProtocol(WebSocketServerProtocol):
         factory = self.factory
         if factory.draining:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "shutting down")
-        station_id = factory.station_id_for(request.path)
+        station_id = station_id_in(factory.prefix, request.path)
         if station_id is None:
             raise ConnectionDeny(ConnectionDeny.NOT_FOUND, "not an OCPP station path")
-        subprotocol = factory.choose_subprotocol(request.protocols)
+        subprotocol = first_served(factory.catalogs, request.protocols)
         if subprotocol is None:
             self._log.info(
                 "station {station_id} offered no supported subprotocol: {offered}",
@@ -327,21 +297,24 @@ class StationProtocol(WebSocketServerProtocol):
                 )
                 raise ConnectionDeny(ConnectionDeny.FORBIDDEN, refusal)
             self.view = view
-        scheme = "https" if ISSLTransport.providedBy(self.transport) else "http"
-        forwarded = {name: headers[name] for name in factory.forward_headers if headers.get(name)}
-        forwarded["REMOTE_ADDR"] = peer
-        forwarded["sec-websocket-protocol"] = subprotocol
-        forwarded[STATION_ID_HEADER] = station_id
-        if common_name is not None:
-            forwarded[CLIENT_CERT_HEADER] = common_name
-        query = urlsplit(self.http_request_uri).query
+        url, forwarded = station_env(
+            secure=ISSLTransport.providedBy(self.transport),
+            host=host,
+            prefix=factory.prefix,
+            station_id=station_id,
+            request_uri=self.http_request_uri,
+            headers=headers,
+            forward_headers=factory.forward_headers,
+            peer=peer,
+            subprotocol=subprotocol,
+            common_name=common_name,
+        )
         self.session = Session(
             station_id=station_id,
             catalog=factory.catalogs[subprotocol],
             validator=factory.validators.get(subprotocol),
             settings=factory.settings,
-            # the path we routed, with the id as we use it: never the request's own spelling
-            url=f"{scheme}://{host}{factory.prefix}{station_id}" + (f"?{query}" if query else ""),
+            url=url,
             headers=forwarded,
             sid=self.sid,
             metrics=factory.metrics,
@@ -534,103 +507,3 @@ class StationProtocol(WebSocketServerProtocol):
     def _close(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
-
-
-def _drop(stations: Sequence[StationProtocol]) -> None:
-    """The stations :meth:`StationFactory.close_all` had no time left to close: their
-    connections are cut (their Disconnect RPCs are still made)."""
-    left = [station for station in stations if not station.gone.called]
-    log.warn("{count} station(s) did not close in time: dropped", count=len(left))
-    for station in left:
-        station.dropConnection(abort=True)
-
-
-class StationFactory(WebSocketServerFactory):
-    """Shared configuration and collaborators of every station connection."""
-
-    protocol = StationProtocol
-
-    def __init__(
-        self,
-        *,
-        reactor: Any,
-        hub: Hub,
-        rpc: IRPCClient,
-        catalogs: Mapping[str, Catalog],
-        validators: Mapping[str, Validator],
-        settings: SessionSettings,
-        ocpp_path: str,
-        forward_headers: Sequence[str],
-        max_message_size: int,
-        ping_interval: float,
-        handshake_timeout: float = 5.0,
-        metrics: IMetrics | None = None,
-        require_cert_match: bool = False,
-        admission: Admission | None = None,
-        hooks: Sequence[Any] = (),
-    ) -> None:
-        super().__init__(server="ocppcable", reactor=reactor)
-        #: the limit on new handshakes per second (None: no limit), checked by the endpoint
-        self.admission = admission
-        #: the station hooks (``--hooks``) in their order; None when there is none
-        self.hooks = Hooks(hooks) if hooks else None
-        self.require_cert_match = require_cert_match
-        self.reactor = reactor
-        self.metrics = metrics or NoMetrics()
-        #: set at shutdown: new stations are refused (503) and /health answers 503
-        self.draining = False
-        #: station connections (upgraded from HTTP) closed so far, for the site's count of open
-        #: connections
-        self.connections_closed = 0
-        self.hub = hub
-        self.rpc = rpc
-        #: told of tracked commands' ends and of session starts (the call API), when set
-        self.tracker: ICallTracker | None = None
-        self.catalogs = dict(catalogs)
-        self.validators = dict(validators)
-        self.settings = settings
-        self.prefix = ocpp_path.rstrip("/") + "/"
-        self.forward_headers = [h.lower() for h in forward_headers]
-        self.setProtocolOptions(
-            versions=[13],
-            maxMessagePayloadSize=max_message_size,
-            maxFramePayloadSize=max_message_size,
-            openHandshakeTimeout=handshake_timeout,
-            closeHandshakeTimeout=CLOSE_TIMEOUT,
-            autoPingInterval=ping_interval,
-            autoPingTimeout=ping_interval / 2 if ping_interval else 0,
-            webStatus=False,
-            failByDrop=False,  # send the close code (1009, 1002, …) before dropping
-        )
-
-    def close_all(
-        self, stations: Sequence[StationProtocol], spread: float, within: float
-    ) -> Deferred[Any]:
-        """Stop ``stations``, spread evenly over ``spread`` seconds (at most 0.5 s apart) so
-        that their Disconnect RPCs and reconnects elsewhere do not come as one burst: each
-        refuses new CALLs and closes with 1001 once its CALLs in flight are answered (within
-        ``rpc_timeout``); those still open after ``within`` seconds are dropped. Fires when
-        all are gone."""
-        interval = min(0.5, spread / len(stations))
-        for i, station in enumerate(stations):
-            self.reactor.callLater(i * interval, station.shutdown)
-        last = interval * len(stations) + self.settings.rpc_timeout + CLOSE_TIMEOUT + 1
-        timer = self.reactor.callLater(min(last, within), _drop, stations)
-        done = DeferredList([station.gone for station in stations], consumeErrors=True)
-        return done.addCallback(lambda _: timer.active() and timer.cancel())
-
-    def station_id_for(self, path: str) -> str | None:
-        """The station id in a request path, or None when the path is not a station's."""
-        if not path.startswith(self.prefix):
-            return None
-        station_id = unquote(path[len(self.prefix) :])
-        if station_id in (".", "..") or not STATION_ID.match(station_id):
-            return None  # dot segments would make env.url name another path once normalized
-        return station_id
-
-    def choose_subprotocol(self, offered: Iterable[str]) -> str | None:
-        """The first subprotocol the station offered that this gateway serves."""
-        for subprotocol in offered:
-            if subprotocol in self.catalogs:
-                return subprotocol
-        return None

@@ -8,6 +8,12 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from hypothesis import settings
+
+#: no per-example deadline: on a loaded machine an example's first run can take longer than
+#: Hypothesis's 200 ms for reasons of the machine's, and a test must not fail on timing
+settings.register_profile("ocppcable", deadline=None)
+settings.load_profile("ocppcable")
 
 
 def pytest_configure(config):

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from zope.interface.verify import verifyObject
 
-from ocppcable.api.interfaces import Duplicate, ICommandQueue, QueuedCommand
+from ocppcable.api.interfaces import Duplicate, ICommandQueue
 from ocppcable.api.queue import NOTICE_RETENTION, MemoryQueue, StationQueues
-from ocppcable.commands import RemoteCommand
 from ocppcable.metrics import PrometheusMetrics
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def entry(unique_id: str, expires_at: float = 2000.0, station: str = "CP-1") -> QueuedCommand:
-    return QueuedCommand(station, RemoteCommand(unique_id, "ClearCache", {}), expires_at)
+from tests.support import Clock, entry
 
 
 def queues(per_station: int = 3, total: int = 10) -> tuple[StationQueues, Clock]:

@@ -119,3 +119,14 @@ def test_backend_meter_spaces_calls_at_its_rate():
     stats = meter.stats()
     assert stats["received"] == stats["served"] == 5
     assert stats["peak_served_per_s"] <= 5
+
+
+@pytest.mark.bench
+def test_call_api_figure_runs(tmp_path):
+    """Figure 11 (``python -m bench.callapi``) at tiny counts: round trips on one node and
+    across two, and the queue drained to a station that connects to the other node."""
+    figures, stdout = _run_smoke(tmp_path, "bench.callapi")
+    assert figures["same_node"]["calls"] == figures["across_nodes"]["calls"] == 20
+    assert figures["same_node"]["p50"] > 0 and figures["across_nodes"]["p99"] > 0
+    assert figures["drain"]["commands"] == 30 and figures["drain"]["per_s"] > 0
+    assert "11 call API same_node" in stdout and "11 queue drain" in stdout

@@ -8,10 +8,18 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet.task import deferLater
 
-from tests.support import TIMEOUT, aio, wait_for
-from tests.test_call_api import KEY, api, backend_reports, booted, calls_path
+from tests.support import (
+    KEY,
+    aio,
+    api,
+    backend_reports,
+    booted,
+    calls_path,
+    status_of,
+    until,
+    wait_for,
+)
 
 _ids = itertools.count(1)
 
@@ -19,25 +27,6 @@ _ids = itertools.count(1)
 def station_id() -> str:
     """A station id no other test in this Redis used."""
     return f"CL-{next(_ids)}-{id(object()) % 100000}"
-
-
-async def until(check: Any, reactor: Any) -> Any:
-    """Await ``check()`` until it returns something truthy (within TIMEOUT)."""
-    deadline = reactor.seconds() + TIMEOUT
-    while not (value := await check()):
-        assert reactor.seconds() < deadline, f"condition not met within {TIMEOUT}s: {check}"
-        await deferLater(reactor, 0.05, lambda: None)
-    return value
-
-
-async def status_of(reactor: Any, port: int, path: str, expected: int) -> Any:
-    """The body of ``GET path`` once it answers ``expected``."""
-
-    async def check() -> Any:
-        status, body = await api(reactor, port, "GET", path)
-        return body if status == expected else None
-
-    return await until(check, reactor)
 
 
 @pytest.fixture
@@ -201,3 +190,150 @@ async def test_without_redis_a_call_is_answered_503(start_gateway, reactor, warn
     status, body = await api(reactor, gateway.port, "POST", calls_path("CP-1"), request)
     assert status == 503
     assert body["errors"][0].startswith("Redis:")
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_pages_skip_and_delete_a_dead_nodes_entries(
+    cluster, redis_server, reactor, monkeypatch
+):
+    import json
+
+    from ocppcable.api import cluster_presence
+    from ocppcable.api.cluster_presence import IDS, STATIONS
+
+    monkeypatch.setattr(cluster_presence, "SCAN_BATCH", 3)  # pages carry on across scripts
+    redis_server.command("FLUSHDB")
+    a, b = await cluster()
+    dead = {"protocol": "ocpp1.6", "node": "gone-node", "connected_since": "t"}
+    for n in range(25):  # a node that died without cleaning up (its key is long gone)
+        sid = f"PG-{n:02}"
+        redis_server.command("HSET", STATIONS, sid, json.dumps({"id": sid, **dead}))
+        redis_server.command("ZADD", IDS, "0", sid)
+    conns = [await booted(node, f"PG-{n:02}5") for n, node in ((0, a), (1, b), (2, b))]
+    try:
+        wanted = ["PG-005", "PG-015", "PG-025"]
+
+        async def all_pages() -> Any:
+            seen, after = [], ""
+            while True:
+                status, page = await api(reactor, a.port, "GET", f"/_ocpp/stations?limit=2{after}")
+                assert status == 200 and len(page["stations"]) <= 2
+                seen += [s["id"] for s in page["stations"]]
+                if page["next"] is None:
+                    return seen == wanted
+                after = f"&after={page['next']}"
+
+        await until(all_pages, reactor)
+        assert redis_server.command("HLEN", STATIONS) == 3  # the dead entries were deleted
+    finally:
+        for conn in conns:
+            await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_routing_over_the_nats_cluster_transport(
+    start_gateway, redis_server, nats_server, reactor
+):
+    args = (
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--pubsub=nats",
+        "--broadcast-adapter=redis",
+        f"--nats-servers={nats_server.url}",
+        f"--redis-url={redis_server.url}",
+        "--redis-channel=__call_cluster_nats_test__",
+    )
+    a = await start_gateway(*args)
+    b = await start_gateway(*args)
+    await wait_for(
+        lambda: all(n.service.getServiceNamed("nats").connected for n in (a, b)), reactor
+    )
+    cp = station_id()
+    conn = await booted(b, cp)
+    try:
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+        request = {"action": "GetConfiguration", "wait": 10}
+        status, body = await api(reactor, a.port, "POST", calls_path(cp), request)
+        assert (status, body["outcome"]) == (200, "result"), body
+        assert body["payload"]["configurationKey"][0]["key"] == "HeartbeatInterval"
+    finally:
+        await aio(conn.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cluster_without_redis_serves_each_nodes_stations_and_says_so(
+    start_gateway, nats_server, warnings
+):
+    await start_gateway(
+        "--rpc-host=demo",
+        f"--api-key={KEY}",
+        "--pubsub=nats",
+        f"--nats-servers={nats_server.url}",
+    )
+    assert any("serves this node's stations only" in w for w in warnings), warnings
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_writes_its_stations_again_when_redis_lost_them(
+    cluster, redis_server, reactor
+):
+    a, b = await cluster("--api-presence-ttl=0.6")
+    cp = station_id()
+    conn = await booted(b, cp)
+    try:
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+        redis_server.command("FLUSHDB")  # as after a Redis restart without persistence
+        await status_of(reactor, a.port, f"/_ocpp/stations/{cp}", 200)
+    finally:
+        await aio(conn.close())
+
+
+def test_malformed_routed_messages_are_dropped(warnings):
+    from ocppcable.api.cluster_router import ClusterRouter
+    from ocppcable.hub import Hub
+    from ocppcable.metrics import NoMetrics
+
+    class Transport:
+        def subscribe(self, channel: str, receiver: Any) -> None:
+            self.channel = channel
+
+    transport = Transport()
+    router = ClusterRouter(None, Hub(), None, "n1", transport, NoMetrics())
+    ended: list[Any] = []
+    router.tracker = type("Tracker", (), {"ended": lambda self, *a: ended.append(a)})()
+    assert transport.channel == "__ocppcable_calls__:n1"
+    malformed = [
+        "not json",
+        "[]",
+        '{"kind": "deliver"}',
+        '{"kind": "deliver", "station": "CP-1", "command": {}}',  # no sender: nothing done
+        '{"kind": "ended", "command": {}}',
+        '{"kind": "taken"}',
+    ]
+    for message in malformed:
+        router.received(message)
+    assert len([w for w in warnings if "malformed routed call message" in w]) == 6
+    assert ended == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_does_not_confirm_in_time_does_not_hold_the_station(
+    cluster, redis_server, reactor, monkeypatch
+):
+    import json
+
+    from ocppcable.api import cluster_router
+    from ocppcable.api.cluster_presence import IDS, NODE, STATIONS
+
+    monkeypatch.setattr(cluster_router, "ROUTE_TIMEOUT", 0.3)
+    a, _ = await cluster()
+    cp = station_id()
+    entry = {"id": cp, "protocol": "ocpp1.6", "node": "mute-node", "connected_since": "t"}
+    redis_server.command("SET", NODE + "mute-node", "1", "EX", "60")  # alive, deaf
+    redis_server.command("HSET", STATIONS, cp, json.dumps(entry))
+    redis_server.command("ZADD", IDS, "0", cp)
+    request = {"action": "Reset", "payload": {"type": "Soft"}, "wait": 5}
+    status, body = await api(reactor, a.port, "POST", calls_path(cp), request)
+    assert (status, body["outcome"]) == (404, "offline")
+    status, body = await api(reactor, a.port, "POST", calls_path(cp), {**request, "ttl": 60})
+    assert (status, body["outcome"]) == (202, "queued")

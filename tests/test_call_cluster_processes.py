@@ -17,17 +17,20 @@ import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from tests.support import (
+    KEY,
     PROCESS_TIMEOUT,
     RedisServer,
     aio,
+    api,
+    booted,
+    calls_path,
     free_port,
+    status_of,
     twistd,
     wait_exit,
     wait_for,
     wait_output,
 )
-from tests.test_call_api import KEY, api, booted, calls_path
-from tests.test_call_cluster import status_of
 
 STATION = Path(sys.executable).with_name("ocppcable-station")
 

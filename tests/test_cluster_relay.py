@@ -60,3 +60,31 @@ def test_the_relay_fans_out_on_stream_channels_without_the_legacy_channel():
     assert [channel for channel, _ in publisher.published] == ["ocpp:ev/CP-1", "__int__"]
     with pytest.raises(MalformedPublication):
         relay.dispatch(b"not json", "http")
+
+
+def test_a_relay_no_adapter_reads_for_subscribes_itself():
+    class Cluster(_Publisher):
+        description = "a test cluster"
+
+        def subscribe(self, channel, receiver):
+            self.receivers = {channel: receiver}
+
+    def local(body, source):
+        if body == "not json":
+            raise MalformedPublication("not JSON")
+        delivered.append((body, source))
+        return 1
+
+    delivered = []
+    cluster = Cluster()
+    relay = ClusterRelay(cluster, local, NoMetrics(), "__relayed__", "__int__")
+    relay.listen()
+    relay.dispatch(json.dumps([TRIGGER]), "http")
+    [(channel, message)] = cluster.published
+    assert channel == "__relayed__"
+    cluster.receivers[channel](message)  # as every node receives it, this one included
+    assert delivered == [(message, "cluster")]
+    cluster.receivers[channel]("not json")  # logged as a warning, nothing raised
+    assert (
+        relay.description == "relayed to every node through a test cluster (channel '__relayed__')"
+    )

@@ -10,14 +10,13 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from ocppcable import __version__
-from tests.support import TIMEOUT, clean_environment, fresh_copy
+from tests.support import TIMEOUT, clean_environment, fresh_copy, lent_dependencies
 
 ETC = Path(__file__).resolve().parents[1] / "etc"
 GUIDE = ETC / "README.md"
@@ -72,21 +71,6 @@ def test_the_unit_passes_systemd_analyze_verify(path, tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert unit.name not in out.stdout + out.stderr, out.stdout + out.stderr
-
-
-#: what the test run's own environment must not lend the new virtualenv: ocppcable itself,
-#: Twisted (whose twisted/plugins/ the wheel's plugin joins), and pip's own tools
-NOT_LENT = ("ocppcable", "twisted", "pip", "setuptools", "pkg_resources", "_distutils_hack", "__")
-
-
-def lent_dependencies(destination: Path) -> Path:
-    """A folder of links to this test run's installed distributions but :data:`NOT_LENT`."""
-    destination.mkdir()
-    for folder in {Path(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}:
-        for entry in folder.iterdir():
-            if not entry.name.lower().startswith(NOT_LENT) and entry.suffix != ".pth":
-                (destination / entry.name).symlink_to(entry)
-    return destination
 
 
 @pytest.mark.readme

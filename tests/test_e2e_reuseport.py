@@ -15,7 +15,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import deferLater
 
 from ocppcable.cluster.takeover import CHANNEL
-from tests.support import TIMEOUT, TWISTD, aio, free_port, http_client, raw_socket, wait_for
+from tests.support import (
+    PROCESS_TIMEOUT,
+    TIMEOUT,
+    TWISTD,
+    aio,
+    free_port,
+    http_client,
+    raw_socket,
+    wait_exit,
+    wait_for,
+)
 
 BOOT = [2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
 
@@ -81,7 +91,7 @@ async def test_two_processes_share_a_port_and_take_over_each_others_stations(
         for instance in instances:
             # generous: two processes start at once, on a cold plugin cache after an install
             started = lambda i=instance: "ocppcable serving OCPP" in i.output()  # noqa: E731
-            await wait_for(started, reactor, 3 * TIMEOUT)
+            await wait_for(started, reactor, PROCESS_TIMEOUT)
         await wait_for(lambda: redis_server.subscribers(CHANNEL) == 2, reactor)
         counts = [0, 0]
 
@@ -143,7 +153,7 @@ async def test_two_processes_share_a_port_and_take_over_each_others_stations(
                 await aio(ws.wait_closed())
                 assert ws.close_code == 1001
                 sockets.append(await aio(_station(f"ws://127.0.0.1:{port}/ocpp/{station_id}")))
-        assert await deferLater(reactor, 0, a.process.wait, TIMEOUT) == 0
+        assert await wait_exit(a.process, reactor) == 0
         assert await b.connected(reactor) == len(on)
     finally:
         for ws in sockets:

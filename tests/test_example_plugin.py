@@ -1,5 +1,6 @@
 """The example third-party plugin (examples/ocppcable-journal), installed as a third party's
-would be: pip installs the gateway and the example into a fresh virtualenv, the example's own
+would be: pip installs the gateway and the example into a fresh virtualenv (lent this run's
+dependencies but Twisted, see ``support.lent_dependencies``), the example's own
 unit tests pass there with ocppcable.testing, and ``twistd ocppcable --hooks journal`` finds the
 hook and journals a station's frames.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Process, clean_environment, free_port, fresh_copy
+from tests.support import Process, clean_environment, free_port, fresh_copy, lent_dependencies
 
 pytestmark = [pytest.mark.install, pytest.mark.timeout(600)]
 
@@ -45,6 +46,16 @@ def test_a_third_party_hook_is_installed_found_and_run():
         example = checkout / "examples" / "ocppcable-journal"
         venv = workdir / "venv"
         _run(sys.executable, "-m", "venv", str(venv), cwd=workdir)
+        # the gateway's dependencies (but Twisted) lent by this run's environment: pip checks the
+        # requirements against them; the quick start's test proves they install from the index
+        lent = lent_dependencies(workdir / "lent")
+        _run(
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'],"
+            f" 'lent.pth').write_text({str(lent)!r})",
+            cwd=workdir,
+        )
         pip = str(venv / "bin" / "pip")
         _run(pip, "install", "-q", str(checkout), str(example), "pytest", cwd=workdir)
         python = str(venv / "bin" / "python")

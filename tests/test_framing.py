@@ -313,6 +313,33 @@ _json = st.recursive(
 )
 
 
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+#: strings made of what could confuse a scan for brackets outside strings
+_tricky = st.recursive(
+    st.text(alphabet='[]{}"\\\nu0', max_size=6) | st.integers(),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\', max_size=4), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@given(_tricky, st.integers(min_value=0, max_value=6), st.booleans())
+@settings(max_examples=500)
+def test_too_deep_counts_only_brackets_outside_strings(value, limit, ascii_only) -> None:
+    """The scan agrees with the depth of what the decoder reads, whatever the strings hold."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert framing.too_deep(text, limit) == (_depth(value) > limit)
+
+
 @given(st.text())
 @settings(max_examples=300)
 def test_parse_of_any_text_returns_or_refuses(text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -16,7 +17,15 @@ from ocppcable import keys
 from ocppcable.broadcast.interface import IBroadcaster
 from ocppcable.options import Options
 from ocppcable.service import makeService
-from tests.support import TIMEOUT, aio, free_port, http_client, open_station, wait_for
+from tests.support import (
+    TIMEOUT,
+    aio,
+    free_port,
+    http_client,
+    open_station,
+    raw_socket,
+    wait_for,
+)
 
 SECRET = "s3cret"
 BROADCAST_KEY = keys.derive(SECRET, keys.BROADCAST_PHRASE)
@@ -103,12 +112,52 @@ async def test_missing_or_wrong_bearer_is_401(keyed_gateway, reactor, key):
     assert await _post(reactor, url, TRIGGER, key=key) == 401
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS"])
 @pytest_twisted.ensureDeferred
-async def test_other_methods_are_422(keyed_gateway, reactor, method):
+async def test_other_methods_are_405_allowing_post(keyed_gateway, reactor, method):
+    """Issue 13 item 4: 405 with ``Allow: POST`` (AnyCable-Go answers 422), refused from the
+    request head, with the key or without."""
     gateway = await keyed_gateway()
     url = f"http://127.0.0.1:{gateway.port}/_broadcast"
-    assert await _post(reactor, url, b"", method=method) == 422
+    for key in (BROADCAST_KEY, None):
+        headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        response = await http_client(reactor).request(method, url, data=b"", headers=headers)
+        await response.content()
+        assert response.code == 405
+        assert response.headers.getRawHeaders(b"allow") == [b"POST"]
+
+
+def test_other_methods_are_405_allowing_post_on_any_site():
+    """Rendered on a site that does not refuse from the request head, too."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from ocppcable.broadcast.http import BroadcastResource
+
+    resource = BroadcastResource(lambda body, source: None, None)
+    request = DummyRequest([b""])
+    request.method = b"GET"
+    assert resource.render(request) == b"POST a publication\n"
+    assert request.responseCode == 405
+    assert request.responseHeaders.getRawHeaders(b"allow") == [b"POST"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_remote_disconnect_with_an_empty_identifier_is_422_and_closes_nobody(
+    keyed_gateway, reactor
+):
+    """A station whose Connect has not succeeded yet has no identifiers (""): a remote
+    disconnect for "" is malformed, and the station stays connected."""
+    gateway = await keyed_gateway()
+    ws = await aio(raw_socket(gateway.url("CP-SILENT")))  # no CALL yet: no Connect
+    url = f"http://127.0.0.1:{gateway.port}/_broadcast"
+    for identifier in ("", None):
+        body = {"command": "disconnect", "payload": {"identifier": identifier}}
+        assert await _post(reactor, url, body) == 422
+    boot = [2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+    await aio(ws.send(json.dumps(boot)))
+    reply = json.loads(await aio(asyncio.wait_for(ws.recv(), TIMEOUT)))
+    assert reply[:2] == [3, "1"] and reply[2]["status"] == "Accepted"
+    await aio(ws.close())
 
 
 @pytest.mark.parametrize(
@@ -203,11 +252,14 @@ def test_invalid_broadcast_options(args, flag):
 
 
 #: the channel the relayed broadcasts travel on, by broadcast adapters
+# the channel a relayed broadcast travels on, and how many subscribers it has once both nodes
+# are ready: every node subscribes to a pub/sub channel, only the node holding the station to
+# the stream's channel of redisx
 RELAYED_ON = {
-    "http,redis": "__anycable_relay__",
-    "http,redisx": "ocpp:ev/CP-1",
+    "http,redis": ("__anycable_relay__", 2),
+    "http,redisx": ("ocpp:ev/CP-1", 1),
     # no Redis adapter: the relay subscribes itself (--pubsub redis)
-    "http": "__ocppcable_broadcasts__",
+    "http": ("__ocppcable_broadcasts__", 2),
 }
 
 
@@ -230,9 +282,10 @@ async def test_a_broadcast_posted_to_one_node_reaches_a_station_on_another(
     conn = await _booted_station(node_b)
     try:
         publisher = node_a.service.getServiceNamed("cluster-redis")
-        channel = RELAYED_ON[adapters]
+        channel, subscribers = RELAYED_ON[adapters]
         await wait_for(
-            lambda: publisher.connected and redis_server.subscribers(channel) >= 1, reactor
+            lambda: publisher.connected and redis_server.subscribers(channel) >= subscribers,
+            reactor,
         )
         url = f"http://127.0.0.1:{node_a.port}/_broadcast"
         assert await _post(reactor, url, [TRIGGER, RESET]) == 201

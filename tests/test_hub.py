@@ -97,6 +97,20 @@ def test_unregistering_an_unknown_station() -> None:
     assert len(hub) == 0
 
 
+def test_unregister_watchers_hear_of_the_current_connection_only() -> None:
+    hub = Hub()
+    gone: list[str] = []
+    hub.on_unregister(gone.append)
+    old, new = FakeStation("A"), FakeStation("A")
+    hub.register(old)
+    hub.register(new)
+    hub.unregister(old)  # replaced: the station is still here
+    assert gone == []
+    hub.unregister(new)
+    hub.unregister(new)
+    assert gone == ["A"]
+
+
 # --- streams -------------------------------------------------------------------------------------
 
 
@@ -196,6 +210,17 @@ def test_remote_disconnect_by_identifiers() -> None:
     assert a.disconnects == [False] and c.disconnects == [False]
     assert b.disconnects == []
     assert hub.remote_disconnect('{"user":"u9"}', True) == 0
+
+
+def test_remote_disconnect_never_matches_stations_without_identifiers() -> None:
+    """Issue 13: a station whose Connect has not succeeded has the identifiers "" and must not
+    be closed by a remote disconnect (with "" or any other identifier)."""
+    hub = Hub()
+    waiting = FakeStation("W")
+    waiting.identifiers = ""
+    hub.register(waiting)
+    assert hub.remote_disconnect("", True) == 0
+    assert waiting.disconnects == []
 
 
 # --- dispatch ------------------------------------------------------------------------------------

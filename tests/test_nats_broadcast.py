@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocppcable.broadcast.nats import NatsBroadcaster
+from ocppcable.nats.broadcaster import NatsBroadcaster
 from ocppcable.nats.client import NatsClient
 from ocppcable.nats.servers import parse_servers
 from ocppcable.publication import MalformedPublication

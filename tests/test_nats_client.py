@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 
 from ocppcable.nats.client import NatsClient, NatsProtocol, NatsUnavailable
 from ocppcable.nats.servers import NatsURL, parse_servers
-from tests.support import NatsServer, free_port, wait_for
+from tests.support import PKI, NatsServer, free_port, wait_for
 
 
 def _client(reactor, *urls):
@@ -140,6 +140,47 @@ async def test_a_receiver_that_raises_is_logged_and_the_next_message_delivered(
     fail_on_logged_errors.clear()
 
 
+@pytest_twisted.ensureDeferred
+async def test_tls_to_a_server_with_a_trusted_certificate(reactor, stop, tmp_path, monkeypatch):
+    pki = PKI(tmp_path)  # a certificate for localhost
+    monkeypatch.setenv(
+        "SSL_CERT_FILE", str(pki.ca)
+    )  # the system's trust store, as OpenSSL reads it
+    server = NatsServer(tls=(pki.server_cert, pki.server_key))
+    server.start()
+    try:
+        # tls:// insists on TLS; nats:// takes it when the server requires it
+        for url in (f"tls://localhost:{server.port}", f"nats://localhost:{server.port}"):
+            client = _client(reactor, url)
+            got: list[bytes] = []
+            client.subscribe("ocppcable.test.tls", got.append)
+            client.startService()
+            stop(client)
+            await wait_for(lambda c=client: c.connected, reactor)
+            await client.publish("ocppcable.test.tls", b"secret")
+            await wait_for(lambda g=got: g == [b"secret"], reactor)
+            await client.stopService()
+    finally:
+        server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_untrusted_certificate_is_the_cause_logged(reactor, stop, tmp_path, warnings):
+    pki = PKI(tmp_path)  # a CA nobody trusts
+    server = NatsServer(tls=(pki.server_cert, pki.server_key))
+    server.start()
+    try:
+        client = _client(reactor, f"tls://localhost:{server.port}")
+        client.startService()
+        stop(client)
+        await wait_for(lambda: any("certificate verify failed" in w for w in warnings), reactor)
+        assert not client.connected
+        [warning] = [w for w in warnings if "is unavailable" in w]
+        assert warning.startswith(f"NATS tls://localhost:{server.port} is unavailable: ")
+    finally:
+        server.stop()
+
+
 # --- the protocol, without sockets ----------------------------------------------------------------
 
 
@@ -218,14 +259,6 @@ def test_a_protocol_violation_drops_the_connection_and_names_it():
     assert not transport.value().endswith(b"PONG\r\n")  # nothing after the violation handled
 
 
-def test_a_server_requiring_tls_is_refused_with_a_reason():
-    client, protocol, transport = _connected()
-    protocol.dataReceived(b'INFO {"tls_required":true}\r\n')
-    _lose(protocol, transport)
-    assert "requires TLS" in client.lost_causes[0]
-    assert b"CONNECT" not in transport.value()  # no credentials in the clear
-
-
 def test_a_fatal_err_is_the_cause_and_a_permissions_err_only_a_warning(warnings):
     client, protocol, transport = _connected()
     protocol.dataReceived(b"INFO {}\r\nPONG\r\n-ERR 'Permissions Violation for Publish to x'\r\n")
@@ -256,6 +289,7 @@ def test_a_full_send_buffer_refuses_publications_at_once(reactor):
         ("nats://h", "nats://h:4222", {}),
         ("nats://tok@h:5", "nats://h:5", {"auth_token": "tok"}),
         ("nats://u:p%40ss@[::1]:6", "nats://[::1]:6", {"user": "u", "pass": "p@ss"}),
+        ("tls://tok@h", "tls://h:4222", {"auth_token": "tok"}),
     ],
 )
 def test_server_urls(url, where, options):
@@ -278,5 +312,5 @@ def test_option_checks():
     for bad in ("a b", "a.*", ""):
         with pytest.raises(ValueError, match="not a NATS subject"):
             subject_option(bad)
-    with pytest.raises(ValueError, match="not a nats:// URL"):
+    with pytest.raises(ValueError, match="not a nats:// or tls:// URL"):
         servers_option("redis://h")

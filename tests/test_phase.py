@@ -9,11 +9,15 @@ from ocppcable.phase import (
     DISCONNECTS,
     GONE,
     PROCESSING,
+    STOP_TRANSITIONS,
     TRANSITIONS,
     Event,
     IllegalTransition,
     Phase,
+    Stop,
+    StopEvent,
     advance,
+    advance_stop,
 )
 
 ILLEGAL = [(p, e) for p in Phase for e in Event if (p, e) not in TRANSITIONS]
@@ -73,3 +77,29 @@ def test_phase_groups() -> None:
     assert PROCESSING.isdisjoint(GONE)
     assert Phase.REJECTED not in PROCESSING | GONE | CONNECTED
     assert Phase.SUBSCRIPTION_REJECTED in CONNECTED
+
+
+# --- the graceful stop ------------------------------------------------------------------------
+
+ILLEGAL_STOPS = [(s, e) for s in Stop for e in StopEvent if (s, e) not in STOP_TRANSITIONS]
+
+
+def test_a_stop_runs_forward_from_running_to_closing() -> None:
+    assert advance_stop(Stop.RUNNING, StopEvent.ASKED) is Stop.DRAINING
+    assert advance_stop(Stop.DRAINING, StopEvent.DRAINED) is Stop.CLOSING
+
+
+@pytest.mark.parametrize(("stop", "event"), ILLEGAL_STOPS)
+def test_illegal_stop_transitions_are_refused(stop: Stop, event: StopEvent) -> None:
+    with pytest.raises(IllegalTransition, match=f"{event.value} while {stop.value}"):
+        advance_stop(stop, event)
+
+
+def test_a_stop_is_asked_once_and_drains_once() -> None:
+    # asking again, draining before being asked, or after closing are all bugs
+    assert set(ILLEGAL_STOPS) == {
+        (Stop.RUNNING, StopEvent.DRAINED),
+        (Stop.DRAINING, StopEvent.ASKED),
+        (Stop.CLOSING, StopEvent.ASKED),
+        (Stop.CLOSING, StopEvent.DRAINED),
+    }

@@ -21,7 +21,7 @@ from ocppcable.cable import (
     Status,
 )
 from ocppcable.ocpp import v16
-from ocppcable.phase import Phase
+from ocppcable.phase import Phase, Stop
 from ocppcable.session import (
     COMMAND_TIMER,
     IDLE_TIMER,
@@ -1341,3 +1341,16 @@ def test_stopping_closes_when_the_call_times_out() -> None:
     effects = session.timer_fired("call:a1")
     assert sent(effects)[0][:3] == [4, "a1", "InternalError"]
     assert effects[-1] == Close(1001, "going away")
+
+
+def test_a_stop_drains_before_it_closes() -> None:
+    session = established()
+    assert session.stop is Stop.RUNNING
+    only_rpc(session.frame_received(call("a1", "Authorize", {"idTag": "T"})))
+    session.shutdown()
+    assert session.stop is Stop.DRAINING
+    session.timer_fired("call:a1")
+    assert session.stop is Stop.CLOSING
+    # the session still moves through its phases while it stops
+    session.connection_lost()
+    assert (session.phase, session.stop) == (Phase.CLOSED, Stop.CLOSING)

@@ -12,7 +12,8 @@ In Redis (keys under :data:`PREFIX`):
   node refreshes every third of it: one command per interval whatever its number of stations.
 
 A node that dies without cleaning up stops refreshing its key; once it expires, its entries are
-no longer shown, and the lookup or page that meets them deletes them. A node that finds its
+no longer shown, and the lookup or page that meets them deletes them (each entry is passed over
+once, by script calls of at most :data:`SCAN_BATCH` entries). A node that finds its
 key gone (Redis was away longer than the ttl) writes its stations again. A station on this node
 is answered from the hub (its last frame time is live); other nodes' entries show the last
 frame time as of their last write.
@@ -31,7 +32,7 @@ from zope.interface import implementer
 
 from ocppcable.api.interfaces import IPresence, StationInfo
 from ocppcable.api.presence import station_info
-from ocppcable.cluster.store import RedisStore
+from ocppcable.api.redis_store import RedisStore
 from ocppcable.hub import Hub
 
 log = Logger()
@@ -41,8 +42,9 @@ STATIONS = PREFIX + "stations"
 IDS = PREFIX + "ids"
 NODE = PREFIX + "node:"
 
-#: entries a page may pass over (dead nodes' entries, deleted on the way) per entry returned
-SCAN_FACTOR = 10
+#: entries one script call of a page passes over (dead nodes' entries are deleted on the way;
+#: the page carries on with further calls, so that no call holds Redis long)
+SCAN_BATCH = 1000
 
 _LOOKUP = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -54,10 +56,14 @@ return false
 """
 
 _PAGE = """
-local out, alive = {}, {}
+local out, alive = {''}, {}
 local start, limit, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-while #out < limit and budget > 0 do
-  local ids = redis.call('ZRANGEBYLEX', KEYS[2], start, '+', 'LIMIT', 0, limit - #out)
+while #out - 1 < limit do
+  if budget <= 0 then
+    out[1] = start  -- where the next call carries on
+    break
+  end
+  local ids = redis.call('ZRANGEBYLEX', KEYS[2], start, '+', 'LIMIT', 0, limit + 1 - #out)
   if #ids == 0 then break end
   for _, id in ipairs(ids) do
     budget = budget - 1
@@ -157,11 +163,14 @@ class RedisPresence(Service):
 
     async def page(self, after: str | None, limit: int) -> list[StationInfo]:
         start = "-" if after is None else "(" + after
-        entries = await self.store.script(
-            _PAGE, [STATIONS, IDS], [start, limit, limit * SCAN_FACTOR, NODE]
-        )
+        entries: list[str] = []
+        while start and len(entries) < limit:
+            reply = await self.store.script(
+                _PAGE, [STATIONS, IDS], [start, limit - len(entries), SCAN_BATCH, NODE]
+            )
+            start, entries = reply[0], entries + reply[1:]
         infos = []
-        for entry in entries or []:
+        for entry in entries:
             info = _decode(entry)
             station: Any = self.hub.station(info.id) if info.node == self.node else None
             infos.append(info if station is None else station_info(station, self.node))

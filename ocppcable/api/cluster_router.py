@@ -44,12 +44,13 @@ def channel(node: str) -> str:
 
 
 def _command(fields: dict[str, Any]) -> RemoteCommand:
+    token, source = fields.get("token"), fields.get("source")
     return RemoteCommand(
         str(fields["unique_id"]),
         str(fields["action"]),
         fields["payload"],
-        token=fields.get("token"),
-        source=fields.get("source"),
+        token=None if token is None else str(token),
+        source=None if source is None else str(source),
         ttl=float(fields.get("ttl") or 0.0),
     )
 
@@ -175,9 +176,10 @@ class ClusterRouter:
             message = json.loads(text)
             kind = message["kind"]
             if kind in ("deliver", "expire"):
+                sender, request = str(message["from"]), message["request"]
                 taken = self._take(kind, message["station"], _command(message["command"]))
-                reply = {"kind": "taken", "request": message["request"], "taken": taken}
-                self._publish(message["from"], reply).addErrback(
+                reply = {"kind": "taken", "request": request, "taken": taken}
+                self._publish(sender, reply).addErrback(
                     lambda f: log.info(
                         "could not confirm a routed command: {reason}", reason=f.getErrorMessage()
                     )

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from ocppcable.ocpp import framing
-from ocppcable.websocket import STATION_ID
+from ocppcable.upgrade import STATION_ID
 
 #: characters of an idempotency key
 MAX_KEY = 128

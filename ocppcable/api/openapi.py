@@ -27,6 +27,7 @@ _STATION_ID = {
 }
 
 _UNAUTHORIZED = _json(_ref("Errors"), "The Authorization: Bearer key is missing or wrong.")
+_UNAVAILABLE = _json(_ref("Errors"), "In a cluster: Redis could not be reached within 5 s.")
 
 _CALL_FIELDS: dict[str, Any] = {
     "action": {"type": "string", "description": "The OCPP action, e.g. Reset."},
@@ -83,6 +84,7 @@ OPENAPI: dict[str, Any] = {
                     "413": {"description": "The body is too large."},
                     "422": _json(_ref("Answer"), "Invalid: the body, action or payload."),
                     "429": _json(_ref("Answer"), "Refused: a queue or wait bound is reached."),
+                    "503": _UNAVAILABLE,
                     "504": _json(_ref("Answer"), "No answer within wait; the call stays pending."),
                 },
             }
@@ -100,6 +102,7 @@ OPENAPI: dict[str, Any] = {
                     "401": _UNAUTHORIZED,
                     "413": {"description": "The body is too large."},
                     "422": _json(_ref("Errors"), "An invalid body."),
+                    "503": _UNAVAILABLE,
                 },
             }
         },
@@ -129,6 +132,7 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_ref("StationPage"), "A page of connected stations."),
                     "401": _UNAUTHORIZED,
                     "422": _json(_ref("Errors"), "A bad cursor or limit."),
+                    "503": _UNAVAILABLE,
                 },
             }
         },
@@ -141,6 +145,7 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_ref("Station"), "The station is connected."),
                     "401": _UNAUTHORIZED,
                     "404": _json(_ref("Errors"), "The station is not connected."),
+                    "503": _UNAVAILABLE,
                 },
             }
         },

@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from ocppcable.api.interfaces import Duplicate, ICommandQueue, QueuedCommand
 from ocppcable.api.queue import NOTICE_RETENTION
-from ocppcable.cluster.store import RedisStore
+from ocppcable.api.redis_store import RedisStore
 from ocppcable.commands import RemoteCommand
 from ocppcable.metrics import IMetrics, NoMetrics
 

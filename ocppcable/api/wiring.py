@@ -69,7 +69,7 @@ def make_call_api(
         from ocppcable.api.cluster_presence import RedisPresence
         from ocppcable.api.cluster_router import ClusterRouter
         from ocppcable.api.redis_queue import RedisQueue
-        from ocppcable.cluster.store import RedisStore
+        from ocppcable.api.redis_store import RedisStore
 
         node = consumer_name()
         store = RedisStore(reactor, redis)

@@ -13,7 +13,7 @@ from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from ocppcable.broadcast.interface import Dispatch, IBroadcaster
-from ocppcable.http_limits import IAcceptsBody, SiteLimits
+from ocppcable.http_limits import IAcceptsBody, Refusal, SiteLimits
 from ocppcable.publication import MalformedPublication
 from ocppcable.web import QuietSite, mount
 
@@ -26,9 +26,10 @@ MAX_BODY = 4 * 1024 * 1024
 
 @implementer(IAcceptsBody)
 class BroadcastResource(Resource):
-    """``POST`` a publication (or a batch) → 201; bad bearer → 401; not POST or bad body → 422;
-    a body over ``max_body`` → 413. On a :class:`~ocppcable.web.QuietSite` the method, the key
-    and the size are checked from the request head, before the body is read."""
+    """``POST`` a publication (or a batch) → 201; another method → 405 (``Allow: POST``); bad
+    bearer → 401; bad body → 422; a body over ``max_body`` → 413. On a
+    :class:`~ocppcable.web.QuietSite` the method, the key and the size are checked from the
+    request head, before the body is read."""
 
     isLeaf = True
 
@@ -38,9 +39,9 @@ class BroadcastResource(Resource):
         self.max_body = max_body
         self._authorization = None if key is None else b"Bearer " + key.encode("utf-8")
 
-    def refusal(self, method: bytes, headers: Headers) -> tuple[int, bytes] | None:
+    def refusal(self, method: bytes, headers: Headers) -> Refusal | None:
         if method != b"POST":
-            return 422, b"POST a publication\n"
+            return 405, b"POST a publication\n", ((b"allow", b"POST"),)
         if self._authorization is not None:
             given = (headers.getRawHeaders(b"authorization") or [b""])[-1]
             if not hmac.compare_digest(given, self._authorization):
@@ -60,8 +61,12 @@ class BroadcastResource(Resource):
         return self._status(request, 201, b"")
 
     @staticmethod
-    def _status(request: Request, code: int, body: bytes) -> bytes:
+    def _status(
+        request: Request, code: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> bytes:
         request.setResponseCode(code)
+        for name, value in headers:
+            request.setHeader(name, value)
         return body
 
 

@@ -23,6 +23,7 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -39,6 +40,9 @@ LOST = "the connection was lost"
 
 #: seconds from the TCP connection to the server's PONG to our CONNECT
 HANDSHAKE_TIMEOUT = 5.0
+
+#: seconds a stop waits for the connection to close before dropping it
+STOP_TIMEOUT = 1.0
 
 #: seconds between our PINGs; a server that leaves two unanswered is given up
 PING_INTERVAL = 10.0
@@ -126,9 +130,10 @@ class NatsProtocol(Protocol):
         if self._informed:
             return  # an update (cluster topology): nothing we use
         self._informed = True
-        if fields.get("tls_required"):
-            self.abort("the server requires TLS, which ocppcable's NATS client does not speak")
-            return
+        if self.server.tls or fields.get("tls_required"):
+            # the certificate is checked against the host name and the system's trust store;
+            # CONNECT and its credentials go out once TLS is up
+            self.transport.startTLS(optionsForClientTLS(self.server.host))
         out = [wire.connect(self.server.connect_options())]
         out += [wire.sub(subject, sid) for sid, subject in self.client.subjects()]
         out.append(wire.PING)
@@ -256,8 +261,11 @@ class NatsClient(Service):
         if self._current is None:
             return None
         self._stopped = Deferred()
-        self._current.transport.loseConnection()
-        return self._stopped
+        transport = self._current.transport
+        transport.loseConnection()  # what was written goes out first
+        # a TLS close waits for the server's close_notify, which nats-server does not send
+        closing = self.reactor.callLater(STOP_TIMEOUT, transport.abortConnection)
+        return self._stopped.addBoth(lambda result: closing.active() and closing.cancel())
 
     # --- connecting -----------------------------------------------------------------------------
 

@@ -16,34 +16,38 @@ from ocppcable.nats.wire import valid_subject
 
 @dataclass(frozen=True)
 class NatsURL:
-    """One of ``--nats-servers``: ``nats://[user:password@|token@]host[:port]``."""
+    """One of ``--nats-servers``: ``nats://[user:password@|token@]host[:port]``, or ``tls://``
+    for a server that must be reached over TLS (``nats://`` uses TLS when the server requires
+    it)."""
 
     host: str
     port: int
     user: str | None = None
     password: str | None = None
     token: str | None = None
+    tls: bool = False
 
     @classmethod
     def parse(cls, url: str) -> NatsURL:
         """Raises ValueError naming what is wrong with ``url``."""
         parts = urlsplit(url.strip())
-        if parts.scheme != "nats":
-            raise ValueError(f"not a nats:// URL: {url!r}")
+        if parts.scheme not in ("nats", "tls"):
+            raise ValueError(f"not a nats:// or tls:// URL: {url!r}")
         if not parts.hostname:
             raise ValueError(f"no host in {url!r}")
         port = parts.port or 4222  # ValueError for a port that is not a number
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password is not None else None
+        tls = parts.scheme == "tls"
         if password is None:  # nats://token@host
-            return cls(parts.hostname, port, token=user)
-        return cls(parts.hostname, port, user=user, password=password)
+            return cls(parts.hostname, port, token=user, tls=tls)
+        return cls(parts.hostname, port, user=user, password=password, tls=tls)
 
     @property
     def where(self) -> str:
         """The URL fit for a log line: no credentials."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"nats://{host}:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://{host}:{self.port}"
 
     def connect_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -73,12 +77,13 @@ def parse_servers(value: str | Sequence[str]) -> list[NatsURL]:
 
 
 def servers_option(value: str) -> str:
-    """``--nats-servers``: comma-separated ``nats://`` URLs; ValueError naming a bad one."""
+    """``--nats-servers``: comma-separated ``nats://`` or ``tls://`` URLs; ValueError naming a
+    bad one."""
     parse_servers(value)
     return value
 
 
-servers_option.coerceDoc = "Comma-separated nats:// URLs."  # type: ignore[attr-defined]
+servers_option.coerceDoc = "Comma-separated nats:// or tls:// URLs."  # type: ignore[attr-defined]
 
 
 def subject_option(value: str) -> str:

@@ -23,7 +23,7 @@ def client(config: Mapping[str, Any], wiring: Any) -> NatsClient:
 
 def broadcaster(config: Mapping[str, Any], wiring: Any) -> Any:
     """The ``nats`` adapter; it runs the connection itself unless ``--pubsub nats`` does."""
-    from ocppcable.broadcast.nats import NatsBroadcaster
+    from ocppcable.nats.broadcaster import NatsBroadcaster
 
     nats = client(config, wiring)
     broadcaster = NatsBroadcaster(nats, config["nats-channel"], wiring.dispatch)

@@ -1,7 +1,6 @@
 # The built-in transports and adapters, declared as any third party's plugins are. Imported by
 # plugin discovery: the factories (ocppcable.builtins and what it imports) load only when used.
-from ocppcable.options import comma_list
-from ocppcable.plugin import BroadcastAdapter, ClusterTransport, RPCTransport
+from ocppcable.plugin import BroadcastAdapter, ClusterTransport, RPCTransport, comma_list
 
 grpc = RPCTransport(
     "grpc", "ocppcable.builtins.grpc", schemes=("grpc",), checker="ocppcable.builtins.check_grpc"

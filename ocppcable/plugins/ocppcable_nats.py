@@ -10,7 +10,7 @@ _OPTIONS = [
         None,
         "nats://127.0.0.1:4222",
         "NATS servers for the nats broadcast adapter and --pubsub nats, comma-separated (tried "
-        "in turn): nats://[user:password@|token@]host[:port].",
+        "in turn): nats://[user:password@|token@]host[:port], tls://… to insist on TLS.",
         servers_option,
     ],
     [

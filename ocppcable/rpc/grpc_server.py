@@ -1,9 +1,9 @@
 """Serve an AnyCable RPC application (``connect/command/disconnect(request, meta)``) over gRPC.
 
 The gateway itself never serves RPC: this is the backend side for the end-to-end tests (the
-:mod:`ocppcable.demo` channel, see ``tests/support.py``), for the benchmark's no-op backend
-(``bench/backend.py``), and for a channel written on :mod:`ocppcable.channel` that gateways
-elsewhere call (its ``ChannelApplication``).
+:mod:`ocppcable.demo` channel, see ``tests/support/backends.py``), for the benchmark's no-op
+backend (``bench/backend.py``), and for a channel written on :mod:`ocppcable.channel` that
+gateways elsewhere call (its ``ChannelApplication``).
 """
 
 from __future__ import annotations

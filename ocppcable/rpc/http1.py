@@ -145,7 +145,8 @@ class _Connection(Protocol):
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)
-        # the socket itself, when there is one (not under TLS): see _write
+        # the TCP transport's own: see _write (under TLS the wrapper hands over that of the TCP
+        # transport beneath, which then sends the encrypted records at once)
         self.flush = getattr(self.transport, "doWrite", None)
         if self.requests:
             self.written = len(self.requests)

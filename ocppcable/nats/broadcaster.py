@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_nats_e2e -*-
+# -*- test-case-name: tests.test_nats_broadcast -*-
 """The ``nats`` broadcaster: AnyCable's legacy NATS broadcaster, every node receives every
 publication (a JSON publication, or an array of them) on the subject ``--nats-channel``."""
 

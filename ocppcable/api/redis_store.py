@@ -12,40 +12,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import txredisapi
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, TimeoutError, fail
 from twisted.python.failure import Failure
 
 from ocppcable.api.interfaces import Unavailable
-from ocppcable.redis_connection import RedisLink, WatchedFactory
+from ocppcable.redis_connection import LazyConnection
 
 #: seconds a command may wait (txredisapi queues commands while Redis is away)
 COMMAND_TIMEOUT = 5.0
 
 
-class RedisStore(Service):
+class RedisStore(LazyConnection):
     """A lazy connection to Redis for commands and scripts."""
 
     name = "redis-store"
-
-    def __init__(self, reactor: Any, redis: RedisLink) -> None:
-        self.reactor = reactor
-        self.redis = redis
-        self._factory: WatchedFactory | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self._factory is not None and self._factory.size > 0
-
-    def startService(self) -> None:
-        super().startService()
-        self._factory = WatchedFactory()
-        self.redis.connect(self._factory)  # it logs outages
-
-    def stopService(self) -> Any:
-        super().stopService()
-        factory, self._factory = self._factory, None
-        return factory.disconnect() if factory is not None else None
 
     def execute(self, *args: Any) -> Deferred[Any]:
         """One command, e.g. ``execute("GET", key)``; fails with
