@@ -27,7 +27,7 @@ def pytest_configure(config):
     )
     config.addinivalue_line(
         "markers",
-        "bench: runs bench/ end to end (deselected by default; .ci/run runs it with -m bench)",
+        "bench: runs bench/ end to end (deselected by default; .ci/run runs it with -m bench -n 0)",
     )
 
 

@@ -2,8 +2,8 @@
 
 No figure is asserted here (performance targets live in bench/, never in unit tests); this only
 checks that every process starts, every scenario completes and all six figures are reported.
-It takes half a minute, so the default run leaves it out: ``python -m pytest -m bench`` (as
-``.ci/run`` does after the README's test command) runs it.
+They take minutes, so the default run leaves them out: ``python -m pytest -m bench -n 0`` (as
+``.ci/run`` does after the README's test command) runs them one at a time.
 """
 
 from __future__ import annotations
