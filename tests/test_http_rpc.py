@@ -364,6 +364,9 @@ def test_malformed_responses(body):
         b'{"status":1,"env":[]}',
         b"[" * 100_000 + b"]" * 100_000,
         b"\xff",
+        b'{"status":1,"identifiers":"\\ud800"}',  # not Unicode: no station could be sent it
+        b'{"status":1,"transmissions":["\\udfff"]}',
+        b'{"status":1,"extra":NaN}',  # not JSON
     ],
 )
 def test_responses_of_the_wrong_shape_are_malformed(body):

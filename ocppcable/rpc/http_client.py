@@ -63,7 +63,7 @@ def decode_response(method: str, body: bytes, request: type) -> cable.Reply:
     :mod:`ocppcable.rpc.json_codec`) fails the call."""
     try:
         return decode_reply(request, body)
-    except (ValueError, RecursionError) as e:
+    except ValueError as e:
         raise RPCUnavailable(f"malformed backend response to {method}: {e}") from None
 
 

@@ -4,8 +4,9 @@
 
 Requests carry ``rpc.proto``'s field names (snake_case) with zero values omitted, as AnyCable-Go
 sends them. Answers are read as AnyCable-Go reads them: unknown fields ignored, a missing
-``status`` is ERROR, ``null`` is the zero value; a field of the wrong JSON type, or a status
-``rpc.proto`` does not know, makes the whole answer malformed (:class:`ValueError`).
+``status`` is ERROR, ``null`` is the zero value; a field of the wrong JSON type, a status
+``rpc.proto`` does not know, or text :func:`ocppcable.ocpp.framing.loads` refuses (deep nesting,
+a lone surrogate, ``NaN``) makes the whole answer malformed (:class:`ValueError`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ocppcable import cable
+from ocppcable.ocpp import framing
 
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-_decode = json.JSONDecoder().decode
+_decode = framing.loads
 
 #: per request record, its fields besides ``env``
 _REQUEST_FIELDS: dict[type, tuple[str, ...]] = {
