@@ -8,6 +8,7 @@ import pytest
 from twisted.logger import formatEvent
 from zope.interface.verify import verifyObject
 
+from ocppcable.hooks import Hooks
 from ocppcable.plugin import Error, IStation, IStationHook, Result, StationHook
 from ocppcable.testing import CLOSE, MemoryGateway, close_code
 
@@ -235,3 +236,13 @@ def test_the_example_of_docs_plugins_md_works_as_written():
     exec(compile(hook + test, "docs/plugins.md", "exec"), namespace)
     namespace["test_strangers_are_refused_and_acme_answered_here"]()
     assert verifyObject(IStationHook, namespace["Gatekeeper"](set()))
+
+
+def test_no_op_methods_inherited_from_stationhook_are_not_called_per_frame():
+    class OnlyConnected(StationHook):
+        def connected(self, station):
+            pass
+
+    hooks = Hooks([OnlyConnected()])
+    assert hooks._methods["connected"]
+    assert hooks._methods["frame_received"] == hooks._methods["frame_sent"] == ()
