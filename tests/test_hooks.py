@@ -246,3 +246,16 @@ def test_no_op_methods_inherited_from_stationhook_are_not_called_per_frame():
     hooks = Hooks([OnlyConnected()])
     assert hooks._methods["connected"]
     assert hooks._methods["frame_received"] == hooks._methods["frame_sent"] == ()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Result(None), Result({"status": "Accepted", "x": object()}), Error("X", "", {"x": object()})],
+)
+def test_an_answer_that_cannot_be_sent_is_an_internal_error(answer):
+    """A hook's answer that is not JSON (or no object) never leaves its CALL stuck in flight."""
+    gateway = MemoryGateway(hooks=[Answering({"DataTransfer": answer})])
+    station = gateway.connect()
+    for n in range(10):  # more than the CALLs a station may have in flight
+        reply = station.call("DataTransfer", {"vendorId": "acme"}, unique_id=f"dt-{n}")
+        assert reply[:3] == [4, f"dt-{n}", "InternalError"]
