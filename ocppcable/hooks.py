@@ -138,9 +138,10 @@ class Hooks:
             if not IStationHook.providedBy(hook):
                 raise TypeError(f"{hook!r} does not provide IStationHook")
         self.hooks = tuple(hooks)
-        #: per event, the hooks' methods for it (a hook may leave some out)
+        #: per event, the hooks' methods for it: one a hook leaves out, or keeps as
+        #: :class:`StationHook`'s no-op, is not called (frame events run for every frame)
         self._methods: dict[str, tuple[Callable[..., Any], ...]] = {
-            event: tuple(m for h in hooks if (m := getattr(h, event, None)) is not None)
+            event: tuple(m for h in hooks if (m := _overridden(h, event)) is not None)
             for event in EVENTS
         }
 
@@ -177,6 +178,14 @@ class Hooks:
                 answer=answer,
             )
         return None
+
+
+def _overridden(hook: Any, event: str) -> Callable[..., Any] | None:
+    """``hook``'s method for ``event``, or None when it has none or StationHook's no-op."""
+    method = getattr(hook, event, None)
+    if getattr(method, "__func__", None) is getattr(StationHook, event):
+        return None
+    return method
 
 
 def _guarded(method: Callable[..., Any], event: str, station: StationView, *args: Any) -> Any:

@@ -8,6 +8,7 @@ import pytest
 from twisted.logger import formatEvent
 from zope.interface.verify import verifyObject
 
+from ocppcable.hooks import Hooks
 from ocppcable.plugin import Error, IStation, IStationHook, Result, StationHook
 from ocppcable.testing import CLOSE, MemoryGateway, close_code
 
@@ -235,3 +236,26 @@ def test_the_example_of_docs_plugins_md_works_as_written():
     exec(compile(hook + test, "docs/plugins.md", "exec"), namespace)
     namespace["test_strangers_are_refused_and_acme_answered_here"]()
     assert verifyObject(IStationHook, namespace["Gatekeeper"](set()))
+
+
+def test_no_op_methods_inherited_from_stationhook_are_not_called_per_frame():
+    class OnlyConnected(StationHook):
+        def connected(self, station):
+            pass
+
+    hooks = Hooks([OnlyConnected()])
+    assert hooks._methods["connected"]
+    assert hooks._methods["frame_received"] == hooks._methods["frame_sent"] == ()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Result(None), Result({"status": "Accepted", "x": object()}), Error("X", "", {"x": object()})],
+)
+def test_an_answer_that_cannot_be_sent_is_an_internal_error(answer):
+    """A hook's answer that is not JSON (or no object) never leaves its CALL stuck in flight."""
+    gateway = MemoryGateway(hooks=[Answering({"DataTransfer": answer})])
+    station = gateway.connect()
+    for n in range(10):  # more than the CALLs a station may have in flight
+        reply = station.call("DataTransfer", {"vendorId": "acme"}, unique_id=f"dt-{n}")
+        assert reply[:3] == [4, f"dt-{n}", "InternalError"]

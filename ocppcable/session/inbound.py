@@ -104,11 +104,22 @@ class StationCalls:
         return effects + self._pump()
 
     def _answer_locally(self, call: InboundCall, answer: Result | Error) -> list[Effect]:
-        """A hook answers ``call`` in the backend's place, checked as a backend's reply."""
-        if isinstance(answer, Result):
-            return self._backend_ack(call, dict(answer.payload))
-        error = {"error_code": answer.code, "error_message": answer.description}
-        return self._backend_error_reply(call, {**error, "payload": dict(answer.details)})
+        """A hook answers ``call`` in the backend's place, checked as a backend's reply. One
+        that cannot be sent (not an object, not JSON) is an InternalError, as a malformed
+        backend reply is: the CALL never stays in flight (it has no timer yet)."""
+        try:
+            if isinstance(answer, Result):
+                return self._backend_ack(call, dict(answer.payload))
+            error = {"error_code": answer.code, "error_message": answer.description}
+            return self._backend_error_reply(call, {**error, "payload": dict(answer.details)})
+        except (TypeError, ValueError) as e:  # raised before the answer changed any state
+            self._log.warn(
+                "station {station_id}: unsendable hook answer to {action} {unique_id}: {reason}",
+                action=call.action,
+                unique_id=call.unique_id,
+                reason=str(e),
+            )
+            return self._answer_error(call, ErrorKind.INTERNAL, "malformed hook answer")
 
     def _on_send(self, message: framing.Send) -> list[Effect]:
         """A 2.1 SEND: no reply of any kind, whatever happens to it."""
