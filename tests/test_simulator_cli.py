@@ -20,6 +20,8 @@ def test_parse_args():
         ["ws://x/ocpp", "--prefix", "A-VERY-LONG-STATION-PREFIX"],
         ["ws://x/ocpp", "--id-tag", "X" * 21],
         ["ws://x/ocpp", "--meter-interval", "-1"],
+        ["ws://x/ocpp", "--session-length", "nan"],
+        ["ws://x/ocpp", "--ramp", "inf"],
     ):
         with pytest.raises(SystemExit):
             parse_args(wrong)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import sys
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ def _at_least(minimum: float, kind: Callable[[str], Any]) -> Callable[[str], Any
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):  # float() reads "nan" and "inf": no timer can use them
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
         return value
