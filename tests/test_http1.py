@@ -262,6 +262,19 @@ async def test_a_body_delimited_by_the_close(reactor, pool_for):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_body_not_chunked_is_delimited_by_the_close(reactor, pool_for):
+    def answer(protocol):
+        protocol.transport.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nto the end")
+        protocol.transport.loseConnection()
+
+    port, _ = await _raw_server(reactor, answer)
+    try:
+        assert await _timed(pool_for(port).request(_request()), reactor) == (200, b"to the end")
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_reset_mid_response_fails_what_was_written(reactor, pool_for):
     def answer(protocol):
         protocol.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")

@@ -226,7 +226,8 @@ class _Connection(Protocol):
                 raise BadResponse(f"response of {length} bytes refused (more than {limit})")
             self.length = length
         elif len(name) == 17 and name.lower() == b"transfer-encoding":
-            self.chunked = True
+            # only a final "chunked" delimits the body; any other coding ends at the close
+            self.chunked = value.rstrip().lower().endswith(b"chunked")
 
     def on_headers_complete(self) -> None:
         self.in_body = True
