@@ -101,11 +101,13 @@ def accept(body: bytes | str, source: str, metrics: IMetrics) -> list[Item]:
     except MalformedPublication:
         metrics.broadcast(source, "dropped", 0)
         raise
-    for error in skipped:
+    if skipped:  # one line per batch, not per item: a batch may hold thousands
         log.warn(
-            "dropped a malformed publication of a batch from {source}: {reason}",
+            "dropped a malformed publication of a batch from {source}: {reason} "
+            "({dropped} dropped from this batch)",
             source=source,
-            reason=str(error),
+            reason=str(skipped[0]),
+            dropped=len(skipped),
         )
     return items
 

@@ -170,6 +170,13 @@ def test_accept_logs_and_leaves_out_bad_items_of_a_batch(warnings: list[str]) ->
     assert "dropped a malformed publication of a batch from redis" in warning
 
 
+def test_accept_logs_the_bad_items_of_a_batch_in_one_line(warnings: list[str]) -> None:
+    body = json.dumps([{"stream": "s", "data": "{}"}] + [{"no": "stream"}] * 1000)
+    assert publication.accept(body, "redis", _Counted()) == [Publication("s", "{}")]
+    [warning] = warnings
+    assert "(1000 dropped from this batch)" in warning
+
+
 def test_pubsub_message() -> None:
     item = Publication("ocpp:ev/1", "{}", {"exclude_socket": "abc"})
     assert publication.pubsub_message(item, "internal") == (
