@@ -6,6 +6,7 @@ AnyCable spellings are accepted as well (``REDIS_URL``, ``PORT``).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -81,6 +82,8 @@ non_negative_float.coerceDoc = "Seconds, >= 0."  # type: ignore[attr-defined]
 
 def positive_float(value: str | float) -> float:
     number: float = _number(value, float)
+    if not math.isfinite(number):  # nan passes "> 0"; inf breaks every timer it sets
+        raise ValueError(f"expected a finite number, got {value!r}")
     if number <= 0:
         raise ValueError(f"must be > 0, got {value!r}")
     return number
