@@ -6,6 +6,7 @@ AnyCable spellings are accepted as well (``REDIS_URL``, ``PORT``).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -81,6 +82,8 @@ non_negative_float.coerceDoc = "Seconds, >= 0."  # type: ignore[attr-defined]
 
 def positive_float(value: str | float) -> float:
     number: float = _number(value, float)
+    if not math.isfinite(number):  # nan passes "> 0"; inf breaks every timer it sets
+        raise ValueError(f"expected a finite number, got {value!r}")
     if number <= 0:
         raise ValueError(f"must be > 0, got {value!r}")
     return number
@@ -638,8 +641,13 @@ class Options(usage.Options):
         if len(set(self["hooks"])) != len(self["hooks"]):
             raise usage.UsageError("--hooks: a hook is named twice")
         if redis_adapter or self["pubsub"] == "redis":
-            if urlsplit(self["redis-url"]).scheme not in ("redis", "rediss"):
+            redis_url = urlsplit(self["redis-url"])
+            if redis_url.scheme not in ("redis", "rediss"):
                 raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
+            try:
+                redis_url.port  # noqa: B018 (it raises on a port that is no port)
+            except ValueError as e:
+                raise usage.UsageError(f"--redis-url: {e}") from None
         if "http" in self["broadcast-adapter"]:
             broadcast = self["http-broadcast-path"].strip("/").split("/")
             ocpp = self["ocpp-path"].strip("/").split("/")

@@ -79,6 +79,13 @@ def test_a_batch_over_the_limit():
     ]
 
 
+@pytest.mark.parametrize("station", [{}, [], 7])
+def test_a_batch_listing_something_not_a_station_id(station):
+    assert errors_of({"stations": ["A", station], "action": "Reset"}, parse_batch) == [
+        f"not a station id: {str(station)!r}"
+    ]
+
+
 def test_a_page():
     assert parse_page({}, LIMITS) == (None, 100)
     assert parse_page({b"after": [b"CP-1"], b"limit": [b"5"]}, LIMITS) == ("CP-1", 5)

@@ -442,6 +442,12 @@ def test_no_other_path_under_the_api(flag):
         Options(environ={}).parseOptions(["--rpc-host=demo", flag])
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf"])
+def test_a_number_of_seconds_that_is_not_finite_is_refused(seconds):
+    with pytest.raises(UsageError, match=f"expected a finite number, got '{seconds}'"):
+        Options(environ={}).parseOptions(["--rpc-host=demo", f"--api-presence-ttl={seconds}"])
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_openapi_document_is_served(api_gateway, reactor):
     gateway = await api_gateway()

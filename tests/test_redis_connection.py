@@ -167,3 +167,22 @@ def _stat(redis: RedisServer, name: str) -> str:
 )
 def test_without_password(url: str, shown: str) -> None:
     assert without_password(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("redis://localhost:abc/", "--redis-url: Port could not be cast to integer value"),
+        ("redis://localhost:70000", "--redis-url: Port out of range 0-65535"),
+        ("http://localhost:6379", "--redis-url must be a redis:// or rediss:// URL"),
+    ],
+)
+def test_a_redis_url_that_cannot_be_used_is_one_line(url: str, error: str) -> None:
+    from twisted.python.usage import UsageError
+
+    from ocppcable.options import Options
+    from ocppcable.registry import installed
+
+    options = Options(environ={}, plugins=installed())
+    with pytest.raises(UsageError, match=error):
+        options.parseOptions(["--broadcast-adapter=redis", f"--redis-url={url}"])

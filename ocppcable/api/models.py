@@ -197,7 +197,7 @@ def parse_batch(body: dict[str, Any], limits: Limits) -> BatchRequest:
         bad = [s for s in stations if not isinstance(s, str) or not STATION_ID.match(s)]
         if bad:
             errors.append(f"not a station id: {str(bad[0])[:60]!r}")
-        if len(set(stations)) != len(stations):
+        elif len(set(stations)) != len(stations):  # only strings are hashable for certain
             errors.append("a station is listed twice")
     try:
         call = parse_call(body, limits, _CALL_FIELDS | {"stations"})
