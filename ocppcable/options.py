@@ -44,10 +44,14 @@ boolean.coerceDoc = "true or false."  # type: ignore[attr-defined]
 
 def _number(value: str | float, kind: type[int] | type[float]) -> Any:
     try:
-        return kind(value)
+        number = kind(value)
     except (TypeError, ValueError):
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"expected {what}, got {value!r}") from None
+    # nan passes "> 0" and ">= 0"; inf breaks every timer it sets
+    if kind is float and not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
 
 
 def positive_int(value: str | int) -> int:
@@ -82,8 +86,6 @@ non_negative_float.coerceDoc = "Seconds, >= 0."  # type: ignore[attr-defined]
 
 def positive_float(value: str | float) -> float:
     number: float = _number(value, float)
-    if not math.isfinite(number):  # nan passes "> 0"; inf breaks every timer it sets
-        raise ValueError(f"expected a finite number, got {value!r}")
     if number <= 0:
         raise ValueError(f"must be > 0, got {value!r}")
     return number
