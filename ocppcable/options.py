@@ -643,13 +643,13 @@ class Options(usage.Options):
         if len(set(self["hooks"])) != len(self["hooks"]):
             raise usage.UsageError("--hooks: a hook is named twice")
         if redis_adapter or self["pubsub"] == "redis":
-            redis_url = urlsplit(self["redis-url"])
-            if redis_url.scheme not in ("redis", "rediss"):
-                raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
             try:
+                redis_url = urlsplit(self["redis-url"])  # raises on an unclosed "[" (IPv6)
                 redis_url.port  # noqa: B018 (it raises on a port that is no port)
             except ValueError as e:
                 raise usage.UsageError(f"--redis-url: {e}") from None
+            if redis_url.scheme not in ("redis", "rediss"):
+                raise usage.UsageError("--redis-url must be a redis:// or rediss:// URL")
         if "http" in self["broadcast-adapter"]:
             broadcast = self["http-broadcast-path"].strip("/").split("/")
             ocpp = self["ocpp-path"].strip("/").split("/")

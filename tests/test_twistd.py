@@ -48,6 +48,7 @@ def test_help_lists_every_option():
         (["--overload-latency=nan"], "--overload-latency"),
         (["--ping-interval=inf"], "--ping-interval"),
         (["--ocpp-rate-limit=nan"], "--ocpp-rate-limit"),
+        (["--broadcast-adapter=http,redis", "--redis-url=redis://[::1"], "--redis-url"),
         (["--overload-boot-interval=0"], "--overload-boot-interval"),
         (["--ocpp-path=ocpp"], "--ocpp-path"),
         (["--broadcast-adapter=kafka"], "--broadcast-adapter"),
