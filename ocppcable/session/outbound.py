@@ -40,10 +40,8 @@ class RemoteCommands:
                     action=action,
                     reason=e.description,
                 )
-                self._command_ended(command, "invalid")
                 code = self.catalog.error_code(e.kind)
-                effects = self._report_error(command, code, e.description, {})
-                return effects + self._ended(command, Ending.INVALID, None, code, e.description)
+                return self._unanswered(command, Ending.INVALID, code, e.description)
         command.text = framing.encode_call(command.unique_id, action, command.payload)
         size = len(command.text.encode("utf-8"))
         if size > self.settings.max_frame:  # the station could not take it: never queued
@@ -54,10 +52,8 @@ class RemoteCommands:
                 size=size,
                 limit=self.settings.max_frame,
             )
-            self._command_ended(command, "invalid")
             description = f"command frame of {size} bytes exceeds {self.settings.max_frame}"
-            effects = self._report_error(command, TOO_LARGE, description, {})
-            return effects + self._ended(command, Ending.INVALID, None, TOO_LARGE, description)
+            return self._unanswered(command, Ending.INVALID, TOO_LARGE, description)
         return self._enqueue_command(command)
 
     def _enqueue_command(self, command: RemoteCommand) -> list[Effect]:
@@ -66,11 +62,8 @@ class RemoteCommands:
                 "station {station_id}: command queue full, {action} dropped",
                 action=command.action,
             )
-            self._command_ended(command, "dropped")
-            description = "command queue is full"
-            effects = self._report_error(command, "QueueOverflow", description, {})
-            return effects + self._ended(
-                command, Ending.DROPPED, None, "QueueOverflow", description
+            return self._unanswered(
+                command, Ending.DROPPED, "QueueOverflow", "command queue is full"
             )
         self._outbox.append(command)
         return []
@@ -124,11 +117,19 @@ class RemoteCommands:
             action=command.action,
             unique_id=command.unique_id,
         )
-        self._command_ended(command, "timeout")
-        description = "station did not reply in time"
-        effects = self._report_error(command, "Timeout", description, {})
-        effects += self._ended(command, Ending.TIMEOUT, None, "Timeout", description)
+        effects = self._unanswered(
+            command, Ending.TIMEOUT, "Timeout", "station did not reply in time"
+        )
         return effects + self._send_next_command()
+
+    def _unanswered(
+        self, command: RemoteCommand, ending: Ending, code: str, description: str
+    ) -> list[Effect]:
+        """``command`` ended with no answer from the station (``ending`` is also its metric's
+        result): reported to the backend as an error and to whoever tracks it."""
+        self._command_ended(command, ending.value)
+        effects = self._report_error(command, code, description, {})
+        return effects + self._ended(command, ending, None, code, description)
 
     def _command_ended(self, command: RemoteCommand, result: str) -> None:
         known = command.action in self.catalog.command_actions
