@@ -41,7 +41,7 @@ _REFUSAL_LOG_INTERVAL = 10.0
 
 @dataclass(frozen=True)
 class SiteLimits:
-    """What :class:`HandshakeChannel` and :class:`Admission` enforce."""
+    """What :class:`HandshakeChannel` and :class:`LimitedSite` enforce."""
 
     #: seconds from accept (or from the end of the previous request) to the end of the head
     handshake_timeout: float = 5.0
